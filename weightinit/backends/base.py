@@ -1,0 +1,84 @@
+"""The backend interface: the one operation that differs between NumPy, Numba and CuPy."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import numpy as np
+
+from ..engine.transforms import Kernel
+from ..spec import ITEMSIZE
+
+#: Elements one worker handles at a time: big enough to amortise Python overhead,
+#: small enough to stay in cache.
+BLOCK_ELEMENTS = 1 << 16
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run here (package missing, no device ...)."""
+
+
+def storage_dtype(dtype: str) -> np.dtype:
+    """NumPy dtype that holds a tensor's bytes: bfloat16 is stored as its uint16 bits."""
+    return np.dtype(np.uint16) if dtype == "bfloat16" else np.dtype(dtype)
+
+
+def cpu_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@lru_cache(maxsize=1)
+def shared_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=cpu_threads(), thread_name_prefix="weightinit")
+
+
+class Backend(ABC):
+    """Computes kernel values for a word range. Implementations must give identical bytes."""
+
+    name: str = "abstract"
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @abstractmethod
+    def random_into(self, kernel: Kernel, key: tuple[int, int], start: int, out: np.ndarray, dtype: str) -> None:
+        """Fill ``out`` (1-D, storage dtype) with elements ``[start, start + out.size)``."""
+
+    def random(self, kernel: Kernel, key: tuple[int, int], start: int, stop: int, dtype: str) -> np.ndarray:
+        out = np.empty(stop - start, dtype=storage_dtype(dtype))
+        self.random_into(kernel, key, start, out, dtype)
+        return out
+
+
+class BlockedCpuBackend(Backend):
+    """Splits a range into blocks and runs ``fill_block`` on the shared thread pool (the block
+    functions release the GIL), so both cores work on large requests."""
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads or cpu_threads()
+
+    @abstractmethod
+    def fill_block(self, kernel: Kernel, key: tuple[int, int], start: int, out: np.ndarray, dtype: str) -> None:
+        ...
+
+    def random_into(self, kernel, key, start, out, dtype):
+        count = out.size
+        if self.threads == 1 or count < 2 * BLOCK_ELEMENTS:
+            for offset in range(0, count, BLOCK_ELEMENTS):
+                self.fill_block(kernel, key, start + offset, out[offset:offset + BLOCK_ELEMENTS], dtype)
+            return
+        futures = [shared_pool().submit(self.fill_block, kernel, key, start + offset,
+                                        out[offset:offset + BLOCK_ELEMENTS], dtype)
+                   for offset in range(0, count, BLOCK_ELEMENTS)]
+        for future in futures:
+            future.result()
+
+
+__all__ = ["Backend", "BackendUnavailable", "BlockedCpuBackend", "BLOCK_ELEMENTS", "ITEMSIZE", "storage_dtype"]

@@ -1,0 +1,131 @@
+"""Spec -> bytes: compile a plan once, then fill any element range from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from ..backends import Backend, get_backend, storage_dtype
+from ..spec import DEFAULT_LIMITS, Limits, TensorSpec, spec_from_dict
+from .schemes import DensePlan, IndexPlan, Plan, RandomPlan, build_plan
+from .transforms import Kernel, round_to_storage
+
+#: Bump on any change that alters output bytes; the golden digests pin version 1.
+ALGORITHM_VERSION = 1
+DEFAULT_CHUNK_ELEMENTS = 1 << 18
+
+
+@dataclass(frozen=True)
+class CompiledSpec:
+    """A spec bound to a backend with its plan built: fill any range, any number of times."""
+
+    spec: TensorSpec
+    plan: Plan
+    backend: Backend
+
+    def fill(self, start: int, out: np.ndarray) -> np.ndarray:
+        """Write elements ``[start, start + out.size)`` (row-major, storage dtype) into ``out``."""
+        stop = start + out.size
+        plan, dtype = self.plan, self.spec.dtype
+        if isinstance(plan, RandomPlan):
+            self.backend.random_into(plan.kernel, self.spec.key, start, out, dtype)
+            if plan.mask is not None:
+                out[plan.mask.zeros_in(start, stop)] = 0
+        elif isinstance(plan, IndexPlan):
+            out[...] = round_to_storage(plan.values_at(np.arange(start, stop, dtype=np.int64)), dtype)
+        elif isinstance(plan, DensePlan):
+            out[...] = round_to_storage(plan.values[start:stop], dtype)
+        else:  # pragma: no cover
+            raise TypeError(f"unknown plan {plan!r}")
+        return out
+
+    def range(self, start: int, stop: int) -> np.ndarray:
+        return self.fill(start, np.empty(stop - start, dtype=storage_dtype(self.spec.dtype)))
+
+
+def as_spec(spec: TensorSpec | Mapping, limits: Limits | None = DEFAULT_LIMITS) -> TensorSpec:
+    return spec if isinstance(spec, TensorSpec) else spec_from_dict(spec, limits)
+
+
+def compile_spec(spec: TensorSpec | Mapping, backend: str | Backend | None = None,
+                 limits: Limits | None = DEFAULT_LIMITS) -> CompiledSpec:
+    spec = as_spec(spec, limits)
+    engine = get_backend(backend)
+
+    def draw(kernel: Kernel, count: int) -> np.ndarray:
+        return engine.random(kernel, spec.key, 0, count, "float64")
+
+    return CompiledSpec(spec, build_plan(spec, draw), engine)
+
+
+def check_range(spec: TensorSpec, start: int | None, stop: int | None) -> tuple[int, int]:
+    """Resolve an element range; None means the tensor's start/end."""
+    from ..spec import SpecError
+
+    start = 0 if start is None else start
+    stop = spec.numel if stop is None else stop
+    if isinstance(start, bool) or isinstance(stop, bool) or not isinstance(start, int) or not isinstance(stop, int):
+        raise SpecError("range", "start and stop must be integers")
+    if not 0 <= start <= stop <= spec.numel:
+        raise SpecError("range", f"[{start}, {stop}) is not within [0, {spec.numel}] with start <= stop")
+    return start, stop
+
+
+def iter_chunks(spec: TensorSpec | Mapping, start: int | None = None, stop: int | None = None,
+                chunk_elements: int = DEFAULT_CHUNK_ELEMENTS, backend: str | Backend | None = None,
+                limits: Limits | None = DEFAULT_LIMITS) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(offset, flat array)`` chunks covering ``[start, stop)``; memory stays O(chunk)."""
+    from ..spec import SpecError
+
+    compiled = compile_spec(spec, backend, limits)
+    start, stop = check_range(compiled.spec, start, stop)
+    if isinstance(chunk_elements, bool) or not isinstance(chunk_elements, int) or chunk_elements < 1:
+        raise SpecError("chunk_elements", f"must be a positive integer, got {chunk_elements!r}")
+    for offset in range(start, stop, chunk_elements):
+        yield offset, compiled.range(offset, min(offset + chunk_elements, stop))
+
+
+def generate_raw(spec: TensorSpec | Mapping, start: int | None = None, stop: int | None = None,
+                 backend: str | Backend | None = None, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+                 limits: Limits | None = DEFAULT_LIMITS) -> np.ndarray:
+    """The tensor (shaped) or the flat range ``[start, stop)``, in storage dtype (bfloat16 as uint16)."""
+    compiled = compile_spec(spec, backend, limits)
+    whole = start is None and stop is None
+    start, stop = check_range(compiled.spec, start, stop)
+    out = np.empty(stop - start, dtype=storage_dtype(compiled.spec.dtype))
+    step = max(1, int(chunk_elements))
+    for offset in range(start, stop, step):
+        compiled.fill(offset, out[offset - start:min(offset + step, stop) - start])
+    return out.reshape(compiled.spec.shape) if whole else out
+
+
+def as_user_array(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """View bfloat16 bits as ``ml_dtypes.bfloat16`` when that package is installed."""
+    if dtype == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            return raw
+        return raw.view(ml_dtypes.bfloat16)
+    return raw
+
+
+def generate(spec: TensorSpec | Mapping, start: int | None = None, stop: int | None = None,
+             backend: str | Backend | None = None, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+             limits: Limits | None = DEFAULT_LIMITS) -> np.ndarray:
+    """Deterministic weights for ``spec``: the whole tensor, or the flat element range [start, stop).
+
+    bfloat16 comes back as ``ml_dtypes.bfloat16`` if installed, else as its uint16 bits.
+    """
+    spec = as_spec(spec, limits)
+    return as_user_array(generate_raw(spec, start, stop, backend, chunk_elements, limits), spec.dtype)
+
+
+def to_le_bytes(array: np.ndarray) -> bytes:
+    """Raw little-endian, row-major bytes."""
+    array = np.ascontiguousarray(array)
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return array.tobytes()

@@ -1,0 +1,332 @@
+"""One short function per scheme: spec -> plan, with the formula in the docstring.
+
+A plan says how element ``i`` of the row-major tensor is produced:
+
+- :class:`RandomPlan`: ``kernel(word i)``, optionally zeroed by a :class:`SparseMask`;
+- :class:`IndexPlan`: a deterministic function of the flat index (zeros, eye, dirac ...);
+- :class:`DensePlan`: float64 values built whole (orthogonal), sliced on demand.
+
+Scalars (bounds, stds, Phi of truncation points) are computed here once, in
+plain Python binary64, and handed to every backend unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..spec import TensorSpec, truncation_std_units
+from .fans import calculate_gain, fan_for_mode
+from .philox import SUBSTREAM_SPARSE_MASK, philox_words
+from .transforms import Kernel, normal_kernel, truncated_normal_kernel, uniform_kernel
+
+#: Keras: std of a unit normal truncated to [-2, 2] (scipy.stats.truncnorm.std(-2, 2)).
+KERAS_TRUNCATION_STD = 0.87962566103423978
+
+#: draw(kernel, count) -> float64 values of words [0, count) of the spec's stream.
+Draw = Callable[[Kernel, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SparseMask:
+    """Zeroes, in every column j of a (rows, cols) matrix, the ``zeros_per_column`` rows whose
+    mask keys (substream 1, word = flat index) are smallest, ties broken by lower row."""
+
+    key: tuple[int, int]
+    cols: int
+    threshold_key: np.ndarray  # uint64[cols]: the zeros_per_column-th smallest key
+    threshold_row: np.ndarray  # int64[cols]: its row
+
+    def zeros_in(self, start: int, stop: int) -> np.ndarray:
+        index = np.arange(start, stop, dtype=np.int64)
+        rows, cols = np.divmod(index, self.cols)
+        keys = philox_words(self.key, start, stop - start, SUBSTREAM_SPARSE_MASK)
+        limit = self.threshold_key[cols]
+        return (keys < limit) | ((keys == limit) & (rows <= self.threshold_row[cols]))
+
+
+@dataclass(frozen=True)
+class RandomPlan:
+    kernel: Kernel
+    mask: SparseMask | None = None
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    values_at: Callable[[np.ndarray], np.ndarray]  # int64 flat indices -> float64
+
+
+@dataclass(frozen=True)
+class DensePlan:
+    values: np.ndarray  # float64, flat, row-major
+
+
+Plan = RandomPlan | IndexPlan | DensePlan
+
+
+def _constant_plan(value: float) -> IndexPlan:
+    return IndexPlan(lambda index: np.full(index.shape, value, dtype=np.float64))
+
+
+def _gain(spec: TensorSpec) -> float:
+    """params.gain, else calculate_gain(params.nonlinearity, params.a), else 1."""
+    p = spec.params
+    if "gain" in p:
+        return p["gain"]
+    if "nonlinearity" in p:
+        return calculate_gain(p["nonlinearity"], p.get("a"))
+    return 1.0
+
+
+def _fan(spec: TensorSpec, mode: str) -> float:
+    fan_in, fan_out = spec.fans()
+    return fan_for_mode(fan_in, fan_out, mode)
+
+
+# --- constants -------------------------------------------------------------
+
+def zeros(spec: TensorSpec, draw: Draw) -> Plan:
+    """x = 0"""
+    return _constant_plan(0.0)
+
+
+def ones(spec: TensorSpec, draw: Draw) -> Plan:
+    """x = 1"""
+    return _constant_plan(1.0)
+
+
+def constant(spec: TensorSpec, draw: Draw) -> Plan:
+    """x = value"""
+    return _constant_plan(spec.params["value"])
+
+
+# --- plain distributions ---------------------------------------------------
+
+def uniform(spec: TensorSpec, draw: Draw) -> Plan:
+    """x ~ U(low, high): low + (high - low) * u, u on the 53-bit grid of [0, 1)."""
+    return RandomPlan(uniform_kernel(spec.params["low"], spec.params["high"]))
+
+
+def normal(spec: TensorSpec, draw: Draw) -> Plan:
+    """x ~ N(mean, std^2) by inversion: mean + std * Phi^-1(u)."""
+    return RandomPlan(normal_kernel(spec.params["mean"], spec.params["std"]))
+
+
+def truncated_normal(spec: TensorSpec, draw: Draw) -> Plan:
+    """x ~ N(mean, std^2) on [lower, upper]: Phi^-1(Phi(a) + u (Phi(b) - Phi(a))), a, b in std units.
+
+    bounds=absolute (torch.nn.init.trunc_normal_): lower/upper are values;
+    bounds=std (JAX, Keras): lower/upper count stds from the mean.
+    """
+    p = spec.params
+    alpha, beta = truncation_std_units(p)
+    return RandomPlan(truncated_normal_kernel(p["mean"], p["std"], alpha, beta))
+
+
+# --- PyTorch's fan-scaled schemes -------------------------------------------
+
+def xavier_uniform(spec: TensorSpec, draw: Draw) -> Plan:
+    """U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out))."""
+    fan_in, fan_out = spec.fans()
+    bound = _gain(spec) * math.sqrt(6.0 / float(fan_in + fan_out))
+    return RandomPlan(uniform_kernel(-bound, bound))
+
+
+def xavier_normal(spec: TensorSpec, draw: Draw) -> Plan:
+    """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)); not truncated."""
+    fan_in, fan_out = spec.fans()
+    return RandomPlan(normal_kernel(0.0, _gain(spec) * math.sqrt(2.0 / float(fan_in + fan_out))))
+
+
+def _kaiming_std(spec: TensorSpec) -> float:
+    p = spec.params
+    return calculate_gain(p["nonlinearity"], p["a"]) / math.sqrt(_fan(spec, p["mode"]))
+
+
+def kaiming_uniform(spec: TensorSpec, draw: Draw) -> Plan:
+    """U(-b, b), b = sqrt(3) * gain / sqrt(fan), gain = calculate_gain(nonlinearity, a)."""
+    bound = math.sqrt(3.0) * _kaiming_std(spec)
+    return RandomPlan(uniform_kernel(-bound, bound))
+
+
+def kaiming_normal(spec: TensorSpec, draw: Draw) -> Plan:
+    """N(0, std^2), std = gain / sqrt(fan); not truncated."""
+    return RandomPlan(normal_kernel(0.0, _kaiming_std(spec)))
+
+
+def torch_default(spec: TensorSpec, draw: Draw) -> Plan:
+    """nn.Linear / nn.ConvNd weight and bias: U(-b, b), b = 1 / sqrt(fan_in) (0 when fan_in = 0).
+
+    For the weight this is kaiming_uniform(a=sqrt(5)): sqrt(3) * sqrt(2 / 6) / sqrt(fan_in).
+    """
+    fan_in = spec.params["fan_in"] if "fan_in" in spec.params else spec.fans()[0]
+    if fan_in == 0:
+        return _constant_plan(0.0)
+    bound = 1.0 / math.sqrt(float(fan_in))
+    return RandomPlan(uniform_kernel(-bound, bound))
+
+
+# --- Keras / JAX variance scaling --------------------------------------------
+
+def _variance_scaling(spec: TensorSpec, scale: float, mode: str, distribution: str) -> Plan:
+    n = max(1.0, _fan(spec, mode))
+    if distribution == "truncated_normal":
+        std = math.sqrt(scale / n) / KERAS_TRUNCATION_STD
+        return RandomPlan(truncated_normal_kernel(0.0, std, -2.0, 2.0))
+    if distribution in ("normal", "untruncated_normal"):
+        return RandomPlan(normal_kernel(0.0, math.sqrt(scale / n)))
+    limit = math.sqrt(3.0 * scale / n)
+    return RandomPlan(uniform_kernel(-limit, limit))
+
+
+def variance_scaling(spec: TensorSpec, draw: Draw) -> Plan:
+    """n = max(1, fan); truncated_normal: std = sqrt(scale / n) / 0.87962566103423978, cut at +-2 std;
+    normal: std = sqrt(scale / n); uniform: U(-l, l), l = sqrt(3 * scale / n)."""
+    p = spec.params
+    return _variance_scaling(spec, p["scale"], p["mode"], p["distribution"])
+
+
+def lecun_uniform(spec: TensorSpec, draw: Draw) -> Plan:
+    """variance_scaling(1, fan_in, uniform)"""
+    return _variance_scaling(spec, 1.0, "fan_in", "uniform")
+
+
+def lecun_normal(spec: TensorSpec, draw: Draw) -> Plan:
+    """variance_scaling(1, fan_in, truncated_normal)"""
+    return _variance_scaling(spec, 1.0, "fan_in", "truncated_normal")
+
+
+def glorot_uniform(spec: TensorSpec, draw: Draw) -> Plan:
+    """variance_scaling(1, fan_avg, uniform)"""
+    return _variance_scaling(spec, 1.0, "fan_avg", "uniform")
+
+
+def glorot_normal(spec: TensorSpec, draw: Draw) -> Plan:
+    """variance_scaling(1, fan_avg, truncated_normal)"""
+    return _variance_scaling(spec, 1.0, "fan_avg", "truncated_normal")
+
+
+def he_uniform(spec: TensorSpec, draw: Draw) -> Plan:
+    """variance_scaling(2, fan_in, uniform)"""
+    return _variance_scaling(spec, 2.0, "fan_in", "uniform")
+
+
+def he_normal(spec: TensorSpec, draw: Draw) -> Plan:
+    """variance_scaling(2, fan_in, truncated_normal)"""
+    return _variance_scaling(spec, 2.0, "fan_in", "truncated_normal")
+
+
+# --- structured schemes --------------------------------------------------------
+
+def _orthogonal_matrix(draw: Draw, rows: int, cols: int) -> np.ndarray:
+    """Q of a (rows, cols) N(0, 1) matrix (row-major words 0..rows*cols), transposed first when
+    rows < cols, columns signed by sign(diag(R)) so the result is unique; shape (rows, cols)."""
+    matrix = draw(normal_kernel(0.0, 1.0), rows * cols).reshape(rows, cols)
+    wide = rows < cols
+    if wide:
+        matrix = matrix.T
+    q, r = np.linalg.qr(matrix)
+    q = q * np.sign(np.diag(r))
+    return q.T if wide else q
+
+
+def orthogonal(spec: TensorSpec, draw: Draw) -> Plan:
+    """gain * Q. torch: rows = shape[0], cols = numel / rows. JAX (column_axis given): the
+    (numel / shape[c], shape[c]) matrix, its last axis moved back to c."""
+    shape = spec.shape
+    if "column_axis" not in spec.params:
+        rows = shape[0]
+        q = _orthogonal_matrix(draw, rows, spec.numel // rows)
+        return DensePlan((_gain(spec) * q).reshape(-1))
+    axis = spec.params["column_axis"] % len(shape)
+    n_cols = shape[axis]
+    n_rows = spec.numel // n_cols
+    if n_rows < n_cols:
+        q = _orthogonal_matrix(draw, n_cols, n_rows).T
+    else:
+        q = _orthogonal_matrix(draw, n_rows, n_cols)
+    rest = tuple(d for i, d in enumerate(shape) if i != axis)
+    q = np.moveaxis(q.reshape(rest + (n_cols,)), -1, axis)
+    return DensePlan((_gain(spec) * np.ascontiguousarray(q)).reshape(-1))
+
+
+def delta_orthogonal(spec: TensorSpec, draw: Draw) -> Plan:
+    """JAX delta_orthogonal: zeros except the spatial centre (k - 1) // 2, which holds gain * Q,
+    Q the orthogonal (out, in) matrix (out >= in). torch layout [out, in, *k]; keras [*k, in, out]."""
+    shape = spec.shape
+    torch_layout = spec.layout == "torch"
+    out_ch, in_ch = (shape[0], shape[1]) if torch_layout else (shape[-1], shape[-2])
+    q = _gain(spec) * _orthogonal_matrix(draw, out_ch, in_ch)
+    weights = np.zeros(shape, dtype=np.float64)
+    if torch_layout:
+        weights[(slice(None), slice(None)) + tuple((k - 1) // 2 for k in shape[2:])] = q
+    else:
+        weights[tuple((k - 1) // 2 for k in shape[:-2])] = q.T
+    return DensePlan(weights.reshape(-1))
+
+
+def eye(spec: TensorSpec, draw: Draw) -> Plan:
+    """gain where row == column, else 0 (2-D, any aspect ratio)."""
+    cols, gain = spec.shape[1], _gain(spec)
+
+    def values_at(index: np.ndarray) -> np.ndarray:
+        rows, columns = np.divmod(index, cols)
+        return np.where(rows == columns, gain, 0.0)
+
+    return IndexPlan(values_at)
+
+
+def dirac(spec: TensorSpec, draw: Draw) -> Plan:
+    """1 at [g*opg + d, d, k//2, ...] for each group g and d < min(opg, in), opg = out / groups;
+    torch layout [out, in, *k] (keras [*k, in, out] holds the same pattern)."""
+    shape, torch_layout = spec.shape, spec.layout == "torch"
+    out_ch = shape[0] if torch_layout else shape[-1]
+    per_group = out_ch // spec.params["groups"]
+    spatial = shape[2:] if torch_layout else shape[:-2]
+    centre = tuple(k // 2 for k in spatial)
+
+    def values_at(index: np.ndarray) -> np.ndarray:
+        coords = np.unravel_index(index, shape)
+        if torch_layout:
+            o, c, space = coords[0], coords[1], coords[2:]
+        else:
+            o, c, space = coords[-1], coords[-2], coords[:-2]
+        hit = c == o % per_group
+        for axis_coord, mid in zip(space, centre):
+            hit &= axis_coord == mid
+        return hit.astype(np.float64)
+
+    return IndexPlan(values_at)
+
+
+def sparse(spec: TensorSpec, draw: Draw) -> Plan:
+    """N(0, std^2), then in every column the ceil(sparsity * rows) rows with the smallest mask
+    keys are zeroed (torch.nn.init.sparse_ zeroes a random choice of that many rows per column)."""
+    rows, cols = spec.shape
+    zeros_per_column = int(math.ceil(spec.params["sparsity"] * rows))
+    kernel = normal_kernel(0.0, spec.params["std"])
+    if zeros_per_column == 0 or cols == 0:
+        return RandomPlan(kernel)
+    keys = philox_words(spec.key, 0, rows * cols, SUBSTREAM_SPARSE_MASK).reshape(rows, cols)
+    order = np.argsort(keys, axis=0, kind="stable")
+    threshold_row = order[zeros_per_column - 1]
+    threshold_key = keys[threshold_row, np.arange(cols)]
+    return RandomPlan(kernel, SparseMask(spec.key, cols, threshold_key, threshold_row.astype(np.int64)))
+
+
+BUILDERS: dict[str, Callable[[TensorSpec, Draw], Plan]] = {
+    fn.__name__: fn for fn in (
+        zeros, ones, constant, uniform, normal, truncated_normal, xavier_uniform, xavier_normal,
+        kaiming_uniform, kaiming_normal, lecun_uniform, lecun_normal, glorot_uniform, glorot_normal,
+        he_uniform, he_normal, variance_scaling, orthogonal, sparse, eye, dirac, delta_orthogonal,
+        torch_default)
+}
+
+
+def build_plan(spec: TensorSpec, draw: Draw) -> Plan:
+    if spec.numel == 0:
+        return _constant_plan(0.0)
+    return BUILDERS[spec.scheme](spec, draw)
