@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Engine throughput beside its anchors, in one run on one machine and thread count.
+
+    python benchmarks/engine.py [--size 8192] [--repeat 3] [--threads N]
+
+For each case it prints values/s of every weightinit CPU backend, of
+torch.nn.init (when torch is installed) and of NumPy's own
+Generator.standard_normal / .random, and the ratios to torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import weightinit as wi  # noqa: E402
+from weightinit.backends import BackendUnavailable, get_backend  # noqa: E402
+
+
+def best_seconds(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def cases(size: int):
+    shape = [size, size]
+    yield "kaiming_normal", {"scheme": "kaiming_normal", "shape": shape}, \
+        lambda t: __import__("torch").nn.init.kaiming_normal_(t), "normal"
+    yield "kaiming_uniform", {"scheme": "kaiming_uniform", "shape": shape}, \
+        lambda t: __import__("torch").nn.init.kaiming_uniform_(t), "uniform"
+    yield "trunc_normal std=0.02 [-0.04, 0.04]", \
+        {"scheme": "truncated_normal", "shape": shape, "params": {"std": 0.02, "lower": -0.04, "upper": 0.04}}, \
+        lambda t: __import__("torch").nn.init.trunc_normal_(t, std=0.02, a=-0.04, b=0.04), "normal"
+    yield "orthogonal 1024x1024", {"scheme": "orthogonal", "shape": [1024, 1024]}, \
+        lambda t: __import__("torch").nn.init.orthogonal_(t), None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=8192, help="square matrix side for the elementwise cases")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="threads for torch (default: all cores)")
+    args = parser.parse_args()
+
+    threads = args.threads or wi.backends.base.cpu_threads()
+    try:
+        import torch
+        torch.set_num_threads(threads)
+        torch_version = torch.__version__
+    except ImportError:
+        torch = None
+        torch_version = "not installed"
+    backends = []
+    for name in ("numpy", "numba"):
+        try:
+            backends.append(get_backend(name))
+        except BackendUnavailable as why:
+            print(f"# {name}: {why}")
+    print(f"# cores/threads: {threads}; numpy {np.__version__}; torch {torch_version}")
+    print(f"{'case':38s} {'impl':28s} {'M values/s':>11s} {'vs torch':>9s}")
+    rng = np.random.default_rng(0)
+    for label, spec, torch_fn, numpy_kind in cases(args.size):
+        numel = int(np.prod(spec["shape"]))
+        rates: dict[str, float] = {}
+        if torch is not None:
+            tensor = torch.empty(spec["shape"], dtype=torch.float32)
+            rates["torch.nn.init"] = numel / best_seconds(lambda: torch_fn(tensor), args.repeat)
+        if numpy_kind == "normal":
+            rates["numpy standard_normal f32"] = numel / best_seconds(
+                lambda: rng.standard_normal(numel, dtype=np.float32), args.repeat)
+        elif numpy_kind == "uniform":
+            rates["numpy random f32"] = numel / best_seconds(lambda: rng.random(numel, dtype=np.float32), args.repeat)
+        for backend in backends:
+            wi.generate(dict(spec, shape=[8, 8] if spec["scheme"] != "orthogonal" else [16, 16]), backend=backend)
+            rates[f"weightinit[{backend.name}]"] = numel / best_seconds(
+                lambda: wi.generate(spec, backend=backend), args.repeat)
+        reference = rates.get("torch.nn.init")
+        for impl, rate in rates.items():
+            ratio = f"{rate / reference:8.2f}x" if reference else "      n/a"
+            print(f"{label:38s} {impl:28s} {rate / 1e6:11.1f} {ratio}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
