@@ -1,7 +1,7 @@
 """Backends: where the words become floats. All give the same bytes; they differ in speed.
 
 - ``numpy``: the reference, always available.
-- ``numba``: the same transforms JIT-compiled for the CPU (``pip install weightinit[fast]``).
+- ``numba``: the same transforms JIT-compiled for the CPU (``pip install numba``; a default dependency).
 - ``cupy``: the same transforms as CUDA kernels on an NVIDIA GPU (``pip install weightinit[gpu]``).
 
 ``auto`` picks cupy when it imports and a device is usable, else numba, else numpy.
@@ -29,7 +29,7 @@ def _create(name: str) -> Backend:
         try:
             from .numba_backend import NumbaBackend
         except ImportError as error:
-            raise BackendUnavailable(f"numba backend needs numba (pip install weightinit[fast]): {error}") from None
+            raise BackendUnavailable(f"numba backend needs numba (pip install numba): {error}") from None
         return NumbaBackend()
     if name == "cupy":
         try:
