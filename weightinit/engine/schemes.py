@@ -123,6 +123,8 @@ def truncated_normal(spec: TensorSpec, draw: Draw) -> Plan:
     """
     p = spec.params
     alpha, beta = truncation_std_units(p)
+    if p["bounds"] == "absolute":
+        return RandomPlan(truncated_normal_kernel(p["mean"], p["std"], alpha, beta, p["lower"], p["upper"]))
     return RandomPlan(truncated_normal_kernel(p["mean"], p["std"], alpha, beta))
 
 

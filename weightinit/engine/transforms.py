@@ -229,11 +229,14 @@ def normal_kernel(mean: float, std: float) -> Kernel:
     return Kernel(NORMAL, (float(mean), float(std)))
 
 
-def truncated_normal_kernel(mean: float, std: float, alpha: float, beta: float) -> Kernel:
+def truncated_normal_kernel(mean: float, std: float, alpha: float, beta: float,
+                            lo: float | None = None, hi: float | None = None) -> Kernel:
     """N(mean, std) restricted to [mean + alpha*std, mean + beta*std], by inversion.
 
-    An interval lying mostly above the mean is sampled as its mirror image
-    below it and negated, so Phi is evaluated where it has full precision.
+    Results are clamped to [lo, hi] (default: the interval's ends), so rounding
+    can never leave it. An interval lying mostly above the mean is sampled as
+    its mirror image below it and negated, so Phi is evaluated where it has
+    full precision.
     """
     sign = 1.0
     lo_std, hi_std = alpha, beta
@@ -241,8 +244,9 @@ def truncated_normal_kernel(mean: float, std: float, alpha: float, beta: float) 
         sign, lo_std, hi_std = -1.0, -beta, -alpha
     p_low = normal_cdf_scalar(lo_std)
     p_width = normal_cdf_scalar(hi_std) - p_low
-    return Kernel(TRUNCATED_NORMAL, (float(mean), float(std), p_low, p_width, sign,
-                                     mean + alpha * std, mean + beta * std))
+    lo = mean + alpha * std if lo is None else lo
+    hi = mean + beta * std if hi is None else hi
+    return Kernel(TRUNCATED_NORMAL, (float(mean), float(std), p_low, p_width, sign, float(lo), float(hi)))
 
 
 def truncated_mass(alpha: float, beta: float) -> float:
