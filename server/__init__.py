@@ -1,0 +1,13 @@
+"""The weightinit gRPC server (``weightinit serve``).
+
+The servicer is thin: requests are validated into jobs by
+:mod:`weightinit.server.jobs`, messages converted by
+:mod:`weightinit.server.convert`, chunks produced lazily by
+:mod:`weightinit.server.streaming` and encoded by :mod:`weightinit.server.wire`.
+"""
+
+from .app import InitializerServicer, RunningServer, SERVICE_NAME, create_server, describe_start, serve
+from .jobs import Settings
+
+__all__ = ["InitializerServicer", "RunningServer", "SERVICE_NAME", "Settings", "create_server", "describe_start",
+           "serve"]

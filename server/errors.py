@@ -1,0 +1,83 @@
+"""Request errors and their gRPC status: canonical code + google.rpc details.
+
+Every rejected request carries a ``google.rpc.BadRequest`` with one
+``FieldViolation`` per bad field (the field path is that of the request,
+e.g. ``spec.kaiming_normal.mode``); limits add a ``google.rpc.QuotaFailure``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+
+@dataclass(frozen=True)
+class Violation:
+    field: str
+    description: str
+
+
+@dataclass
+class RequestError(Exception):
+    """A request the server refuses; ``code`` is a ``grpc.StatusCode``."""
+
+    code: grpc.StatusCode
+    message: str
+    violations: list[Violation] = field(default_factory=list)
+    quota: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+
+def invalid(violations: list[Violation]) -> RequestError:
+    first = violations[0]
+    more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"{first.field}: {first.description}{more}", violations)
+
+
+def exhausted(violations: list[Violation]) -> RequestError:
+    first = violations[0]
+    return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{first.field}: {first.description}", violations,
+                        quota=True)
+
+
+def to_status_proto(error: RequestError) -> status_pb2.Status:
+    details = []
+    if error.violations:
+        bad = error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in error.violations])
+        details.append(bad)
+    if error.quota:
+        details.append(error_details_pb2.QuotaFailure(violations=[
+            error_details_pb2.QuotaFailure.Violation(subject=v.field, description=v.description)
+            for v in error.violations]))
+    packed = []
+    for detail in details:
+        message = any_pb2.Any()
+        message.Pack(detail)
+        packed.append(message)
+    return status_pb2.Status(code=getattr(code_pb2, error.code.name), message=error.message, details=packed)
+
+
+def to_grpc_status(error: RequestError) -> grpc.Status:
+    return rpc_status.to_status(to_status_proto(error))
+
+
+def field_violations(rpc_error: grpc.RpcError) -> list[Violation]:
+    """The BadRequest field violations of a failed call (client side helper)."""
+    status = rpc_status.from_call(rpc_error)
+    if status is None:
+        return []
+    found = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            found.extend(Violation(v.field, v.description) for v in bad.field_violations)
+    return found

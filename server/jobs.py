@@ -1,0 +1,222 @@
+"""Requests -> validated generation jobs, and the capabilities answer.
+
+Plain functions: no network, no servicer. Each ``plan_*`` either returns jobs
+or raises :class:`~weightinit.server.errors.RequestError` listing every bad
+field it found, with the request's field paths.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import weightinit as wi
+from weightinit.v1 import initializer_service_pb2 as pb
+from weightinit.v1 import spec_pb2
+
+from . import convert
+from .errors import RequestError, Violation, exhausted, invalid
+
+MIB = 1 << 20
+#: Most violations reported for one request.
+MAX_VIOLATIONS = 100
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the server enforces; see ``weightinit serve --help``."""
+
+    max_elements_per_request: int = wi.DEFAULT_LIMITS.max_elements
+    max_elements_per_model: int = 1 << 34
+    max_tensors_per_model: int = 1 << 16
+    max_concurrent_streams: int = 16
+    max_dense_elements: int = wi.DEFAULT_LIMITS.max_dense_elements
+    # 4 MiB is gRPC's default receive limit; leave room for the header fields.
+    max_chunk_bytes: int = 4 * MIB - 64 * 1024
+    default_chunk_bytes: int = MIB
+    #: Chunks generated ahead of the one being sent, per stream.
+    prefetch_chunks: int = 2
+
+    @property
+    def engine_limits(self) -> wi.Limits:
+        return wi.Limits(max_elements=self.max_elements_per_request, max_dense_elements=self.max_dense_elements)
+
+    def as_proto(self) -> pb.ServerLimits:
+        return pb.ServerLimits(
+            max_elements_per_request=self.max_elements_per_request,
+            max_elements_per_model=self.max_elements_per_model,
+            max_tensors_per_model=self.max_tensors_per_model,
+            max_concurrent_streams=self.max_concurrent_streams,
+            max_dense_elements=self.max_dense_elements,
+            max_chunk_bytes=self.max_chunk_bytes)
+
+
+@dataclass(frozen=True)
+class TensorJob:
+    """One tensor to stream: elements [start, stop), digest over [hash_from, stop)."""
+
+    spec: wi.TensorSpec
+    start: int
+    stop: int
+    hash_from: int
+    chunk_elements: int
+    index: int = 0
+
+
+class _Collector:
+    """Gathers violations; ``limits`` are the RESOURCE_EXHAUSTED ones."""
+
+    def __init__(self):
+        self.invalid: list[Violation] = []
+        self.limits: list[Violation] = []
+
+    def add(self, field: str, description: str, limit: bool = False) -> None:
+        target = self.limits if limit else self.invalid
+        violation = Violation(field, description)
+        if violation not in target and len(self.invalid) + len(self.limits) < MAX_VIOLATIONS:
+            target.append(violation)
+
+    def raise_if_any(self) -> None:
+        if self.invalid:
+            raise invalid(self.invalid + self.limits)
+        if self.limits:
+            raise exhausted(self.limits)
+
+
+def _resolve(message: spec_pb2.TensorSpec, settings: Settings, prefix: str, found: _Collector,
+             default_seed: int | None = None) -> wi.TensorSpec | None:
+    scheme = message.WhichOneof("scheme")
+    try:
+        return wi.spec_from_dict(convert.spec_to_dict(message, default_seed), limits=settings.engine_limits)
+    except wi.LimitError as error:
+        found.add(convert.proto_field_path(error.field, scheme, prefix), error.message, limit=True)
+    except wi.SpecError as error:
+        found.add(convert.proto_field_path(error.field, scheme, prefix), error.message)
+    return None
+
+
+def _itemsize_hint(message: spec_pb2.TensorSpec) -> int:
+    dtype = convert.PROTO_TO_DTYPE.get(message.dtype, "float32")
+    return wi.storage_dtype(dtype).itemsize
+
+
+def _chunk_elements(requested: int, itemsize: int, settings: Settings, field: str, found: _Collector) -> int:
+    if requested < 0:
+        found.add(field, f"must be >= 0 (0 lets the server choose), got {requested}")
+        return 1
+    if requested == 0:
+        return max(1, settings.default_chunk_bytes // itemsize)
+    if requested * itemsize > settings.max_chunk_bytes:
+        found.add(field, f"{requested} elements of {itemsize} bytes exceed the chunk limit of "
+                         f"{settings.max_chunk_bytes} bytes (at most {settings.max_chunk_bytes // itemsize})")
+    return requested
+
+
+def plan_generate(request: pb.GenerateRequest, settings: Settings) -> TensorJob:
+    found = _Collector()
+    spec = None
+    if not request.HasField("spec"):
+        found.add("spec", "is required")
+    else:
+        spec = _resolve(request.spec, settings, "spec", found)
+    itemsize = spec.itemsize if spec is not None else _itemsize_hint(request.spec)
+    chunk = _chunk_elements(request.chunk_elements, itemsize, settings, "chunk_elements", found)
+    start = request.start if request.HasField("start") else 0
+    numel = spec.numel if spec is not None else None
+    stop = request.stop if request.HasField("stop") else numel
+    if start < 0:
+        found.add("start", f"must be >= 0, got {start}")
+    if stop is not None and stop < 0:
+        found.add("stop", f"must be >= 0, got {stop}")
+    if numel is not None:
+        if start > numel:
+            found.add("start", f"must be <= the element count {numel}, got {start}")
+        if stop > numel:
+            found.add("stop", f"must be <= the element count {numel}, got {stop}")
+    if stop is not None and 0 <= stop < start:
+        found.add("stop", f"must be >= start ({start}), got {stop}")
+    hash_from = request.hash_from if request.HasField("hash_from") else start
+    if not 0 <= hash_from <= max(start, 0):
+        found.add("hash_from", f"must be in [0, start = {start}], got {hash_from}")
+    found.raise_if_any()
+    return TensorJob(spec, start, stop, hash_from, chunk)
+
+
+def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[TensorJob]:
+    found = _Collector()
+    if not request.HasField("manifest"):
+        found.add("manifest", "is required")
+        found.raise_if_any()
+    manifest = request.manifest
+    count = len(manifest.tensors)
+    if count == 0:
+        found.add("manifest.tensors", "must list at least one tensor")
+    if count > settings.max_tensors_per_model:
+        found.add("manifest.tensors", f"{count} tensors exceed the limit of {settings.max_tensors_per_model}",
+                  limit=True)
+        found.raise_if_any()
+    if request.chunk_elements < 0:
+        found.add("chunk_elements", f"must be >= 0 (0 lets the server choose), got {request.chunk_elements}")
+    jobs: list[TensorJob] = []
+    names: dict[str, int] = {}
+    total = 0
+    for index, message in enumerate(manifest.tensors):
+        prefix = f"manifest.tensors[{index}]"
+        if message.name in names:
+            found.add(f"{prefix}.name", f"duplicate tensor name {message.name!r} (also tensors[{names[message.name]}])")
+        names.setdefault(message.name, index)
+        spec = _resolve(message, settings, prefix, found, default_seed=manifest.seed)
+        itemsize = spec.itemsize if spec is not None else _itemsize_hint(message)
+        chunk = _chunk_elements(max(request.chunk_elements, 0), itemsize, settings, "chunk_elements", found)
+        if spec is not None:
+            total += spec.numel
+            jobs.append(TensorJob(spec, 0, spec.numel, 0, chunk, index))
+    if total > settings.max_elements_per_model:
+        found.add("manifest.tensors", f"{total} elements in all exceed the per-model limit of "
+                                      f"{settings.max_elements_per_model}", limit=True)
+    found.raise_if_any()
+    return jobs
+
+
+def header_for(job: TensorJob, backend_name: str) -> pb.TensorHeader:
+    spec = job.spec
+    return pb.TensorHeader(
+        name=spec.name, shape=spec.shape, dtype=convert.DTYPE_TO_PROTO[spec.dtype], element_count=spec.numel,
+        start=job.start, stop=job.stop, byte_count=(job.stop - job.start) * spec.itemsize, item_size=spec.itemsize,
+        algorithm_version=wi.ALGORITHM_VERSION, seed=spec.seed, stream=spec.stream, hash_from=job.hash_from,
+        backend=backend_name, resolved_spec_json=json.dumps(spec.to_dict(), sort_keys=True))
+
+
+_PARAM_TYPES = {"float": pb.PARAM_TYPE_FLOAT, "int": pb.PARAM_TYPE_INT, "str": pb.PARAM_TYPE_STR,
+                "int_list": pb.PARAM_TYPE_INT_LIST}
+
+
+def _default_json(info) -> str:
+    if info.required or info.default is None:
+        return ""
+    value = info.default
+    if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - no such default today
+        return json.dumps(str(value))
+    return json.dumps(value)
+
+
+def capabilities(settings: Settings, backend_name: str, backend_device: str,
+                 backends: dict[str, str]) -> pb.GetCapabilitiesResponse:
+    """What this server can do; the schemes come from the engine's catalogue, not from a list here."""
+    schemes = []
+    for name, info in wi.SCHEMES.items():
+        params = [pb.ParamInfo(name=p.name, type=_PARAM_TYPES.get(p.type, pb.PARAM_TYPE_UNSPECIFIED),
+                               required=p.required, default_json=_default_json(p),
+                               choices=list(p.choices or ()), doc=p.doc)
+                  for p in info.params.values()]
+        schemes.append(pb.SchemeInfo(name=name, doc=info.doc, params=params))
+    backend_infos = [pb.BackendInfo(name=name, available=status.startswith("ok"),
+                                    detail=status[len("ok: "):] if status.startswith("ok") else status)
+                     for name, status in backends.items()]
+    return pb.GetCapabilitiesResponse(
+        algorithm_version=wi.ALGORITHM_VERSION, server_version=wi.__version__, schemes=schemes,
+        dtypes=[convert.DTYPE_TO_PROTO[d] for d in wi.DTYPES],
+        layouts=[spec_pb2.Layout.Value("LAYOUT_" + layout.upper()) for layout in wi.LAYOUTS],
+        backends=backend_infos, active_backend=backend_name, active_device=backend_device,
+        limits=settings.as_proto(), default_chunk_bytes=settings.default_chunk_bytes)
