@@ -1,0 +1,10 @@
+"""Python client of the weightinit service (``Client``) and its in-process twin (``LocalClient``).
+
+Torch helpers live in :mod:`weightinit.client.torch_utils` (torch is optional).
+"""
+
+from .core import (BFLOAT16_AS_UINT16, Chunk, Client, IntegrityError, LocalClient, ModelChunk, capabilities_to_dict,
+                   field_violations, user_array)
+
+__all__ = ["BFLOAT16_AS_UINT16", "Chunk", "Client", "IntegrityError", "LocalClient", "ModelChunk",
+           "capabilities_to_dict", "field_violations", "user_array"]

@@ -1,0 +1,458 @@
+"""Python client of the weightinit service, and a local twin that runs the engine in-process.
+
+>>> from weightinit.client import Client
+>>> with Client("127.0.0.1:50051") as client:
+...     w = client.generate({"scheme": "kaiming_normal", "shape": [512, 256], "seed": 7, "name": "fc1.weight"})
+
+Every tensor is verified against the SHA-256 the server sends after its last
+chunk (:class:`IntegrityError` on mismatch). A stream that breaks with
+``UNAVAILABLE`` is resumed from the last element received, after a backoff;
+the server's digest of a resumed stream covers the elements received before
+the break too (``GenerateRequest.hash_from``), so one digest still checks the
+whole result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+import grpc
+import numpy as np
+
+import weightinit as wi
+from weightinit.server import convert, wire
+from weightinit.server.errors import field_violations
+from weightinit.v1 import initializer_service_pb2 as pb
+from weightinit.v1 import spec_pb2
+
+SERVICE = "/weightinit.v1.InitializerService/"
+
+try:  # bfloat16 arrays when available, else the raw uint16 bits
+    import ml_dtypes as _ml_dtypes
+except ImportError:  # pragma: no cover - exercised only without ml_dtypes
+    _ml_dtypes = None
+
+#: Without ml_dtypes, bfloat16 tensors come back as numpy.uint16 holding the bits.
+BFLOAT16_AS_UINT16 = _ml_dtypes is None
+
+
+class IntegrityError(Exception):
+    """The bytes received do not match the server's digest (or the stream broke its own rules)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """``data`` holds elements ``[offset, offset + data.size)`` of the tensor (flat, storage dtype:
+    float32/float64/float16, or uint16 bits for bfloat16). ``header`` describes the tensor."""
+
+    header: pb.TensorHeader
+    offset: int
+    data: np.ndarray
+
+
+@dataclass(frozen=True)
+class ModelChunk(Chunk):
+    index: int = 0
+    name: str = ""
+
+
+def dtype_name(header: pb.TensorHeader) -> str:
+    return convert.PROTO_TO_DTYPE[header.dtype]
+
+
+def user_array(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """Storage array -> the array users get (bfloat16 as ml_dtypes.bfloat16 when installed)."""
+    if dtype == "bfloat16" and _ml_dtypes is not None:
+        return raw.view(_ml_dtypes.bfloat16)
+    return raw
+
+
+def _storage(dtype: str) -> np.dtype:
+    return wi.storage_dtype(dtype).newbyteorder("<")
+
+
+class _TensorReceiver:
+    """Checks one tensor's chunks: contiguous offsets, consistent header, digest at the end."""
+
+    def __init__(self, start: int | None):
+        self.header: pb.TensorHeader | None = None
+        self.next_offset = start
+        self.hasher = hashlib.sha256()
+        self.done = False
+
+    def accept(self, header: pb.TensorHeader | None, offset: int, data: memoryview, digest: bytes) -> np.ndarray:
+        if header is not None and header.ByteSize():
+            if self.header is None:
+                self.header = header
+                if self.next_offset is None:
+                    self.next_offset = header.start
+            elif (list(header.shape), header.dtype, header.stop, header.seed, header.stream,
+                  header.algorithm_version) != (list(self.header.shape), self.header.dtype, self.header.stop,
+                                                self.header.seed, self.header.stream,
+                                                self.header.algorithm_version):
+                raise IntegrityError("the resumed stream describes a different tensor")
+        if self.header is None:
+            raise IntegrityError("stream data arrived before its header")
+        if self.done:
+            raise IntegrityError("data after the digest")
+        if offset != self.next_offset:
+            raise IntegrityError(f"expected data at element {self.next_offset}, got {offset}")
+        itemsize = self.header.item_size
+        if len(data) % itemsize:
+            raise IntegrityError(f"chunk of {len(data)} bytes is not a whole number of {itemsize}-byte elements")
+        count = len(data) // itemsize
+        if offset + count > self.header.stop:
+            raise IntegrityError("more data than the header announced")
+        self.hasher.update(data)
+        self.next_offset = offset + count
+        if digest:
+            if self.next_offset != self.header.stop:
+                raise IntegrityError("digest before the last element")
+            if self.hasher.digest() != digest:
+                raise IntegrityError(f"SHA-256 mismatch for tensor {self.header.name!r}: received bytes are "
+                                     f"corrupt (expected {digest.hex()}, got {self.hasher.hexdigest()})")
+            self.done = True
+        return np.frombuffer(data, dtype=_storage(dtype_name(self.header)))
+
+
+def _retryable(error: grpc.RpcError) -> bool:
+    return isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+class Client:
+    """Client of a weightinit server at ``target`` (``host:port``).
+
+    ``max_attempts`` bounds the tries of one call on ``UNAVAILABLE`` (counted
+    afresh whenever a stream makes progress), with exponential backoff from
+    ``initial_backoff`` to ``max_backoff`` seconds and jitter. ``timeout`` is
+    the deadline of each RPC attempt (None: no deadline).
+    """
+
+    def __init__(self, target: str, *, timeout: float | None = None, max_attempts: int = 5,
+                 initial_backoff: float = 0.1, max_backoff: float = 5.0, chunk_elements: int = 0,
+                 credentials: grpc.ChannelCredentials | None = None, options: tuple = (),
+                 channel: grpc.Channel | None = None):
+        self.target = target
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.chunk_elements = chunk_elements
+        if channel is None:
+            options = (("grpc.max_receive_message_length", 64 << 20),) + tuple(options)
+            channel = (grpc.secure_channel(target, credentials, options) if credentials is not None
+                       else grpc.insecure_channel(target, options))
+        self._channel = channel
+        self._generate = channel.unary_stream(SERVICE + "Generate", request_serializer=pb.GenerateRequest.SerializeToString,
+                                              response_deserializer=None, _registered_method=True)
+        self._generate_model = channel.unary_stream(SERVICE + "GenerateModel",
+                                                    request_serializer=pb.GenerateModelRequest.SerializeToString,
+                                                    response_deserializer=None, _registered_method=True)
+        self._capabilities = channel.unary_unary(SERVICE + "GetCapabilities",
+                                                 request_serializer=pb.GetCapabilitiesRequest.SerializeToString,
+                                                 response_deserializer=pb.GetCapabilitiesResponse.FromString,
+                                                 _registered_method=True)
+
+    # -- plumbing ---------------------------------------------------------
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @staticmethod
+    def local(backend: str | None = None) -> "LocalClient":
+        """The same API computed by the in-process engine (no server)."""
+        return LocalClient(backend)
+
+    def _backoff(self, attempt: int) -> None:
+        delay = min(self.max_backoff, self.initial_backoff * (2 ** attempt))
+        time.sleep(delay * (0.5 + random.random() / 2))
+
+    def _unary(self, method, request):
+        for attempt in range(self.max_attempts):
+            try:
+                return method(request, timeout=self.timeout, wait_for_ready=attempt > 0)
+            except grpc.RpcError as error:
+                if not _retryable(error) or attempt + 1 == self.max_attempts:
+                    raise
+                self._backoff(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- single tensors ---------------------------------------------------
+
+    def iter_chunks(self, spec: Any, *, start: int | None = None, stop: int | None = None,
+                    chunk_elements: int | None = None) -> Iterator[Chunk]:
+        """Yield the tensor's chunks in order, each checked; the digest is checked after the last.
+
+        A broken stream resumes where it stopped. The chunk arrays are
+        read-only views of the received messages.
+        """
+        request = pb.GenerateRequest(spec=convert.spec_from_any(spec),
+                                     chunk_elements=self.chunk_elements if chunk_elements is None else chunk_elements)
+        if start is not None:
+            request.start = start
+        if stop is not None:
+            request.stop = stop
+        yield from self._tensor_stream(request)
+
+    def _tensor_stream(self, request: pb.GenerateRequest, receiver: _TensorReceiver | None = None) -> Iterator[Chunk]:
+        first_start = request.hash_from if request.HasField("hash_from") else (
+            request.start if request.HasField("start") else None)
+        receiver = receiver or _TensorReceiver(first_start)
+        attempt = 0
+        while True:
+            if receiver.next_offset is not None and receiver.header is not None:
+                request.start = receiver.next_offset
+                request.hash_from = receiver.header.hash_from
+            try:
+                for raw in self._generate(request, timeout=self.timeout, wait_for_ready=attempt > 0):
+                    message, data = wire.decode_generate(raw)
+                    header = message.header if message.HasField("header") else None
+                    offset = message.offset
+                    array = receiver.accept(header, offset, data, message.sha256)
+                    attempt = 0
+                    yield Chunk(receiver.header, offset, array)
+                if not receiver.done:
+                    raise IntegrityError("the stream ended before the digest")
+                return
+            except grpc.RpcError as error:
+                attempt += 1
+                if not _retryable(error) or attempt >= self.max_attempts:
+                    raise
+                self._backoff(attempt - 1)
+
+    def generate(self, spec: Any, *, start: int | None = None, stop: int | None = None,
+                 chunk_elements: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """The whole tensor (shaped), or the flat element range ``[start, stop)``.
+
+        The array is allocated once from the header and filled in place
+        (or ``out``, a C-contiguous array of the storage dtype and size).
+        bfloat16 comes back as ``ml_dtypes.bfloat16`` when installed, else as
+        uint16 bits (see :data:`BFLOAT16_AS_UINT16`).
+        """
+        flat = None
+        header = None
+        for chunk in self.iter_chunks(spec, start=start, stop=stop, chunk_elements=chunk_elements):
+            if flat is None:
+                header = chunk.header
+                flat = _allocate(header, out)
+            flat[chunk.offset - header.start:chunk.offset - header.start + chunk.data.size] = chunk.data
+        assert header is not None and flat is not None
+        return _finish(header, flat, whole=start is None and stop is None)
+
+    # -- models -----------------------------------------------------------
+
+    def iter_model_chunks(self, manifest: Any, *, chunk_elements: int | None = None) -> Iterator[ModelChunk]:
+        """Yield every tensor's chunks, tensor by tensor in manifest order, each tensor verified.
+
+        After a break the current tensor is finished with ``Generate`` from
+        the last element received, and the rest of the manifest requested anew.
+        """
+        manifest = convert.manifest_from_any(manifest)
+        chunk = self.chunk_elements if chunk_elements is None else chunk_elements
+        next_index = 0
+        attempt = 0
+        while next_index < len(manifest.tensors):
+            rest = spec_pb2.ModelManifest(name=manifest.name, seed=manifest.seed,
+                                          tensors=manifest.tensors[next_index:])
+            request = pb.GenerateModelRequest(manifest=rest, chunk_elements=chunk)
+            receiver: _TensorReceiver | None = None
+            base = index = next_index
+            try:
+                for raw in self._generate_model(request, timeout=self.timeout, wait_for_ready=attempt > 0):
+                    message, data = wire.decode_model(raw)
+                    index = base + message.tensor_index
+                    if message.HasField("header"):
+                        if receiver is not None and not receiver.done:
+                            raise IntegrityError(f"tensor {receiver.header.name!r} ended before its digest")
+                        receiver = _TensorReceiver(None)
+                    if receiver is None:
+                        raise IntegrityError("model stream data arrived before a header")
+                    array = receiver.accept(message.header if message.HasField("header") else None,
+                                            message.offset, data, message.sha256)
+                    attempt = 0
+                    yield ModelChunk(receiver.header, message.offset, array, index, receiver.header.name)
+                    if receiver.done:
+                        next_index = index + 1
+                if next_index < len(manifest.tensors):
+                    raise IntegrityError("the model stream ended early")
+            except grpc.RpcError as error:
+                attempt += 1
+                if not _retryable(error) or attempt >= self.max_attempts:
+                    raise
+                self._backoff(attempt - 1)
+                if receiver is not None and not receiver.done and receiver.header is not None:
+                    # finish the interrupted tensor on its own, then continue with the rest
+                    tensor = spec_pb2.TensorSpec()
+                    tensor.CopyFrom(manifest.tensors[index])
+                    if not tensor.HasField("seed"):
+                        tensor.seed = manifest.seed
+                    resume = pb.GenerateRequest(spec=tensor, chunk_elements=chunk)
+                    for part in self._tensor_stream(resume, receiver):
+                        yield ModelChunk(part.header, part.offset, part.data, index, part.header.name)
+                    next_index = index + 1
+
+    def generate_model(self, manifest: Any, *, chunk_elements: int | None = None) -> dict[str, np.ndarray]:
+        """Every tensor of the manifest, by name, in manifest order, each verified."""
+        arrays: dict[str, np.ndarray] = {}
+        flat = None
+        current = -1
+        header = None
+
+        def finish():
+            if flat is not None:
+                arrays[header.name] = _finish(header, flat, whole=True)
+
+        for chunk in self.iter_model_chunks(manifest, chunk_elements=chunk_elements):
+            if chunk.index != current:
+                finish()
+                current, header = chunk.index, chunk.header
+                flat = _allocate(header, None)
+            flat[chunk.offset:chunk.offset + chunk.data.size] = chunk.data
+        finish()
+        return arrays
+
+    # -- service information ----------------------------------------------
+
+    def capabilities(self) -> pb.GetCapabilitiesResponse:
+        return self._unary(self._capabilities, pb.GetCapabilitiesRequest())
+
+    def describe(self) -> dict:
+        """Capabilities as a plain dict (what ``weightinit describe --server`` prints)."""
+        return capabilities_to_dict(self.capabilities())
+
+    def health(self, service: str = "") -> str:
+        """The grpc.health.v1 status name (``SERVING``, ``NOT_SERVING`` ...)."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout or 10)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def _allocate(header: pb.TensorHeader, out: np.ndarray | None) -> np.ndarray:
+    count = header.stop - header.start
+    dtype = _storage(dtype_name(header))
+    if out is None:
+        return np.empty(count, dtype=dtype)
+    flat = out.reshape(-1)
+    if not out.flags.c_contiguous or flat.size != count or flat.dtype.itemsize != dtype.itemsize:
+        raise ValueError(f"out must be C-contiguous with {count} elements of {dtype.itemsize} bytes")
+    return flat.view(dtype)
+
+
+def _finish(header: pb.TensorHeader, flat: np.ndarray, whole: bool) -> np.ndarray:
+    if whole and header.start == 0 and header.stop == header.element_count:
+        flat = flat.reshape(tuple(header.shape))
+    return user_array(flat, dtype_name(header))
+
+
+def capabilities_to_dict(reply: pb.GetCapabilitiesResponse) -> dict:
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(reply, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+class LocalClient:
+    """The :class:`Client` API computed in-process by the engine: nothing to trust but this machine."""
+
+    def __init__(self, backend: str | None = None, limits: wi.Limits | None = wi.DEFAULT_LIMITS):
+        self.backend = backend
+        self.limits = limits
+
+    def __enter__(self) -> "LocalClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def _spec(self, spec: Any, default_seed: int | None = None) -> wi.TensorSpec:
+        if isinstance(spec, wi.TensorSpec):
+            return spec
+        message = convert.spec_from_any(spec)
+        return wi.spec_from_dict(convert.spec_to_dict(message, default_seed), limits=self.limits)
+
+    def _header(self, spec: wi.TensorSpec, start: int, stop: int) -> pb.TensorHeader:
+        from weightinit.server.jobs import TensorJob, header_for
+
+        backend = wi.get_backend(self.backend)
+        return header_for(TensorJob(spec, start, stop, start, 1), backend.name)
+
+    def iter_chunks(self, spec: Any, *, start: int | None = None, stop: int | None = None,
+                    chunk_elements: int | None = None, _default_seed: int | None = None) -> Iterator[Chunk]:
+        spec = self._spec(spec, _default_seed)
+        first = 0 if start is None else start
+        last = spec.numel if stop is None else stop
+        step = chunk_elements or max(1, (1 << 20) // spec.itemsize)
+        header = None
+        produced = False
+        for offset, data in wi.iter_chunks(spec, first, last, step, backend=self.backend, limits=self.limits):
+            header = header or self._header(spec, first, last)
+            produced = True
+            yield Chunk(header, offset, data)
+        if not produced:
+            yield Chunk(self._header(spec, first, last), first, np.empty(0, wi.storage_dtype(spec.dtype)))
+
+    def generate(self, spec: Any, *, start: int | None = None, stop: int | None = None,
+                 chunk_elements: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        spec = self._spec(spec)
+        array = wi.generate(spec, start, stop, backend=self.backend, limits=self.limits)
+        if out is not None:
+            flat = _allocate(self._header(spec, start or 0, spec.numel if stop is None else stop), out)
+            flat[...] = np.asarray(array).reshape(-1).view(flat.dtype)
+            return user_array(flat.reshape(array.shape), spec.dtype)
+        return array
+
+    def _manifest_specs(self, manifest: Any) -> list[wi.TensorSpec]:
+        message = convert.manifest_from_any(manifest)
+        specs, seen = [], set()
+        for index, tensor in enumerate(message.tensors):
+            try:
+                spec = self._spec(tensor, default_seed=message.seed)
+            except wi.SpecError as error:
+                raise wi.SpecError(f"manifest.tensors[{index}].{error.field}", error.message) from None
+            if spec.name in seen:
+                raise wi.SpecError(f"manifest.tensors[{index}].name", f"duplicate tensor name {spec.name!r}")
+            seen.add(spec.name)
+            specs.append(spec)
+        if not specs:
+            raise wi.SpecError("manifest.tensors", "must list at least one tensor")
+        return specs
+
+    def iter_model_chunks(self, manifest: Any, *, chunk_elements: int | None = None) -> Iterator[ModelChunk]:
+        for index, spec in enumerate(self._manifest_specs(manifest)):
+            for chunk in self.iter_chunks(spec, chunk_elements=chunk_elements):
+                yield ModelChunk(chunk.header, chunk.offset, chunk.data, index, spec.name)
+
+    def generate_model(self, manifest: Any, *, chunk_elements: int | None = None) -> dict[str, np.ndarray]:
+        return {spec.name: wi.generate(spec, backend=self.backend, limits=self.limits)
+                for spec in self._manifest_specs(manifest)}
+
+    def capabilities(self) -> pb.GetCapabilitiesResponse:
+        from weightinit.server.jobs import Settings, capabilities
+
+        backend = wi.get_backend(self.backend)
+        return capabilities(Settings(), backend.name, backend.device, wi.available_backends())
+
+    def describe(self) -> dict:
+        return capabilities_to_dict(self.capabilities())
+
+    def health(self, service: str = "") -> str:
+        return "SERVING"
+
+
+__all__ = ["BFLOAT16_AS_UINT16", "Chunk", "Client", "IntegrityError", "LocalClient", "ModelChunk",
+           "capabilities_to_dict", "field_violations", "user_array"]
