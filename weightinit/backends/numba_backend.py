@@ -1,0 +1,527 @@
+"""The JIT CPU backend: the NumPy reference's exact bits, compiled with Numba.
+
+Every step repeats ``weightinit.engine.transforms`` operation for operation:
+the same IEEE-754 binary64 ``+ - * /`` and ``sqrt`` in the same order, the same
+Horner nesting, the same frexp-based log reduction, the same clamp, the same
+float64 -> float32 -> float16 / bfloat16 rounding. Numba is used without
+fastmath, so LLVM neither reassociates nor contracts ``a * b + c`` into a fused
+multiply-add; the tests compare the bytes against the NumPy backend.
+
+What differs is only how the work is scheduled:
+
+- Philox4x64-10 is computed here too (the 64x64 -> 128-bit product is one
+  LLVM ``mul i128``), for the same words as ``numpy.random.Philox`` at about
+  twice its speed, straight into a small per-call buffer that stays in L1;
+- each kernel runs over that buffer in a loop LLVM can vectorise (the central
+  region of the inverse normal CDF, the uniform map, the rounding to the
+  storage dtype) and then recomputes the few tail elements in a scalar pass;
+- ``random_into`` splits a range into one contiguous part per thread; the
+  compiled functions release the GIL, so the shared pool runs them in parallel.
+
+Compiled code is cached on disk (``cache=True``); each kernel kind is compiled
+on first use per output dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+from ..engine import transforms as T
+from ..engine.philox import MULTIPLIERS, SUBSTREAM_VALUES, WEYL
+from .base import BLOCK_ELEMENTS, BlockedCpuBackend, shared_pool, storage_dtype
+
+# ---------------------------------------------------------------------------
+# Bit-level helpers (LLVM intrinsics: one instruction each, vectorisable).
+
+
+@intrinsic
+def _mulhilo64(typingctx, a, b):
+    """(high, low) 64-bit halves of the 128-bit product a * b."""
+    if a != types.uint64 or b != types.uint64:
+        return None
+    sig = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        wide = ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
+        high = builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
+        low = builder.trunc(product, ir.IntType(64))
+        return context.make_tuple(builder, signature.return_type, (high, low))
+
+    return sig, codegen
+
+
+@intrinsic
+def _f64_bits(typingctx, x):
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.uint64(types.float64), codegen
+
+
+@intrinsic
+def _bits_f64(typingctx, u):
+    if u != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.uint64), codegen
+
+
+@intrinsic
+def _f32_bits(typingctx, x):
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(types.float32), codegen
+
+
+# ---------------------------------------------------------------------------
+# Philox4x64-10: words [start, start + count) of a substream into buf[:count].
+
+_M0 = np.uint64(MULTIPLIERS[0])
+_M1 = np.uint64(MULTIPLIERS[1])
+_W0 = np.uint64(WEYL[0])
+_W1 = np.uint64(WEYL[1])
+_U0 = np.uint64(0)
+_U1 = np.uint64(1)
+_U2 = np.uint64(2)
+_U3 = np.uint64(3)
+
+
+@njit(inline="always")
+def _philox_block(c0, c1, k0, k1):
+    """One block for counter (c0, c1, 0, 0): the rounds of ``philox.philox_block``."""
+    c2 = _U0
+    c3 = _U0
+    for r in range(10):
+        if r:
+            k0 = k0 + _W0
+            k1 = k1 + _W1
+        hi0, lo0 = _mulhilo64(_M0, c0)
+        hi1, lo1 = _mulhilo64(_M1, c2)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    return c0, c1, c2, c3
+
+
+@njit(inline="always")
+def _philox_pair(a0, b0, c1, k0, k1):
+    """Blocks for counters (a0, c1) and (b0, c1), interleaved so both multipliers stay busy."""
+    a1 = c1
+    b1 = c1
+    a2 = _U0
+    a3 = _U0
+    b2 = _U0
+    b3 = _U0
+    for r in range(10):
+        if r:
+            k0 = k0 + _W0
+            k1 = k1 + _W1
+        ha0, la0 = _mulhilo64(_M0, a0)
+        ha1, la1 = _mulhilo64(_M1, a2)
+        hb0, lb0 = _mulhilo64(_M0, b0)
+        hb1, lb1 = _mulhilo64(_M1, b2)
+        a0, a1, a2, a3 = ha1 ^ a1 ^ k0, la1, ha0 ^ a3 ^ k1, la0
+        b0, b1, b2, b3 = hb1 ^ b1 ^ k0, lb1, hb0 ^ b3 ^ k1, lb0
+    return a0, a1, a2, a3, b0, b1, b2, b3
+
+
+@njit(nogil=True, cache=True)
+def philox_into(k0, k1, c1, start, count, buf):
+    """Words ``[start, start + count)`` of substream ``c1`` under key (k0, k1) into ``buf[:count]``.
+
+    Word i is lane i % 4 of the block for counter (i // 4, c1, 0, 0), as
+    ``weightinit.engine.philox.philox_words``.
+    """
+    block = np.uint64(start >> 2)
+    lane = start & 3
+    pos = 0
+    if lane and count > 0:
+        w0, w1, w2, w3 = _philox_block(block, c1, k0, k1)
+        if lane == 1:
+            buf[0] = w1
+            pos = 1
+            if count > 1:
+                buf[1] = w2
+                pos = 2
+            if count > 2:
+                buf[2] = w3
+                pos = 3
+        elif lane == 2:
+            buf[0] = w2
+            pos = 1
+            if count > 1:
+                buf[1] = w3
+                pos = 2
+        else:
+            buf[0] = w3
+            pos = 1
+        block = block + _U1
+    while pos + 8 <= count:
+        a0, a1, a2, a3, b0, b1, b2, b3 = _philox_pair(block, block + _U1, c1, k0, k1)
+        buf[pos] = a0
+        buf[pos + 1] = a1
+        buf[pos + 2] = a2
+        buf[pos + 3] = a3
+        buf[pos + 4] = b0
+        buf[pos + 5] = b1
+        buf[pos + 6] = b2
+        buf[pos + 7] = b3
+        pos += 8
+        block = block + _U2
+    while pos < count:
+        w0, w1, w2, w3 = _philox_block(block, c1, k0, k1)
+        buf[pos] = w0
+        if pos + 1 < count:
+            buf[pos + 1] = w1
+        if pos + 2 < count:
+            buf[pos + 2] = w2
+        if pos + 3 < count:
+            buf[pos + 3] = w3
+        pos += 4
+        block = block + _U1
+
+
+# ---------------------------------------------------------------------------
+# Words -> uniforms -> normals: transforms.py, one element at a time.
+
+_TWO_POW_M53 = T.TWO_POW_M53
+_SH11 = np.uint64(11)
+_SH12 = np.uint64(12)
+_SH52 = np.uint64(52)
+_EXP_MASK = np.uint64(0x7FF)
+_KEEP_SIGN_MANTISSA = np.uint64(0x800FFFFFFFFFFFFF)
+_HALF_EXPONENT = np.uint64(0x3FE0000000000000)
+_TWO_POW_54 = 2.0 ** 54
+
+
+@njit(inline="always")
+def _uniform01(w):
+    """(w >> 11) * 2**-53; the shifted word is below 2**53, so the int64 conversion is exact."""
+    return np.float64(np.int64(w >> _SH11)) * _TWO_POW_M53
+
+
+@njit(inline="always")
+def _open_uniform(w):
+    """(2 * (w >> 12) + 1) * 2**-53."""
+    return np.float64(np.int64(((w >> _SH12) << _U1) | _U1)) * _TWO_POW_M53
+
+
+@njit(inline="always")
+def _frexp(x):
+    """np.frexp(x) for any binary64: (m, k) with x = m * 2**k, |m| in [1/2, 1); (x, 0) for 0, inf, nan."""
+    bits = _f64_bits(x)
+    biased = np.int64((bits >> _SH52) & _EXP_MASK)
+    m = x
+    k = 0
+    if biased == 0:
+        if x != 0.0:  # subnormal: scale exactly into the normal range
+            bits = _f64_bits(x * _TWO_POW_54)
+            m = _bits_f64((bits & _KEEP_SIGN_MANTISSA) | _HALF_EXPONENT)
+            k = np.int64((bits >> _SH52) & _EXP_MASK) - 1022 - 54
+    elif biased != 0x7FF:
+        m = _bits_f64((bits & _KEEP_SIGN_MANTISSA) | _HALF_EXPONENT)
+        k = biased - 1022
+    return m, k
+
+
+@njit(inline="always")
+def _log_positive(x):
+    """transforms.log_positive for one value."""
+    m, k = _frexp(x)
+    if m < T.SQRT_HALF:
+        m = m * 2.0
+        k = k - 1
+    dk = np.float64(k)
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (T.LG2 + w * (T.LG4 + w * T.LG6))
+    t2 = z * (T.LG1 + w * (T.LG3 + w * (T.LG5 + w * T.LG7)))
+    r = t2 + t1
+    hfsq = 0.5 * f * f
+    return dk * T.LN2_HI - ((hfsq - (s * (hfsq + r) + dk * T.LN2_LO)) - f)
+
+
+@njit(inline="always")
+def _horner8(c, x):
+    """transforms._horner for 8 coefficients: c[0] + x*(c[1] + ... + x*c[7]), innermost first."""
+    acc = c[7]
+    acc = acc * x + c[6]
+    acc = acc * x + c[5]
+    acc = acc * x + c[4]
+    acc = acc * x + c[3]
+    acc = acc * x + c[2]
+    acc = acc * x + c[1]
+    acc = acc * x + c[0]
+    return acc
+
+
+_PPND_A = T.PPND_A
+_PPND_B = T.PPND_B
+_PPND_C = T.PPND_C
+_PPND_D = T.PPND_D
+_PPND_E = T.PPND_E
+_PPND_F = T.PPND_F
+
+
+@njit(inline="always")
+def _ndtri_central(q):
+    """ndtri for |q| <= 0.425, q = p - 1/2."""
+    r = T.PPND_CONST1 - q * q
+    return q * (_horner8(_PPND_A, r) / _horner8(_PPND_B, r))
+
+
+@njit(inline="always")
+def _ndtri_tail(p, q):
+    """ndtri for |q| > 0.425."""
+    r = p if q < 0.0 else 1.0 - p
+    r = math.sqrt(-_log_positive(r))
+    if r <= T.PPND_SPLIT2:
+        r = r - T.PPND_CONST2
+        z = _horner8(_PPND_C, r) / _horner8(_PPND_D, r)
+    else:
+        r = r - T.PPND_SPLIT2
+        z = _horner8(_PPND_E, r) / _horner8(_PPND_F, r)
+    return -z if q < 0.0 else z
+
+
+@njit(inline="always")
+def _ndtri(p):
+    q = p - 0.5
+    if abs(q) <= T.PPND_SPLIT1:
+        z = _ndtri_central(q)
+    else:
+        z = _ndtri_tail(p, q)
+    return z
+
+
+@njit(inline="always")
+def _clamp(x, lo, hi):
+    """np.minimum(np.maximum(x, lo), hi): on a tie (+-0) the bound is returned, NaN propagates."""
+    x = x if (x > lo or x != x) else lo
+    return x if (x < hi or x != x) else hi
+
+
+# ---------------------------------------------------------------------------
+# float64 -> storage: ``out``'s dtype picks the rounding at compile time.
+# float16 bits travel in a uint16 array, bfloat16 bits in an int16 view.
+
+_SIGN32 = np.uint32(0x80000000)
+_ABS32 = np.uint32(0x7FFFFFFF)
+
+
+@njit
+def _float32_to_float16_bits(single):
+    """Round float32 to float16 bits, nearest even, subnormals kept, overflow to inf (as NumPy)."""
+    b = np.uint32(_f32_bits(single))
+    sign = (b >> np.uint32(16)) & np.uint32(0x8000)
+    a = b & _ABS32
+    if a >= np.uint32(0x7F800000):  # inf, nan (nan keeps its top payload bits and stays a nan)
+        h = np.uint32(0x7C00) + ((a & np.uint32(0x007FFFFF)) >> np.uint32(13))
+        if h == np.uint32(0x7C00) and a != np.uint32(0x7F800000):
+            h = np.uint32(0x7C01)
+    elif a >= np.uint32(0x477FF000):  # at or above 65520: rounds to inf
+        h = np.uint32(0x7C00)
+    elif a >= np.uint32(0x38800000):  # normal float16 range: rebias the exponent, round 13 bits off
+        r = a - np.uint32(0x38000000)
+        h = (r + np.uint32(0x0FFF) + ((r >> np.uint32(13)) & np.uint32(1))) >> np.uint32(13)
+    elif a >= np.uint32(0x33000000):  # float16 subnormal range: shift 14..24 bits off, round
+        shift = np.uint32(126) - (a >> np.uint32(23))
+        m = (a & np.uint32(0x007FFFFF)) | np.uint32(0x00800000)
+        h = (m + ((np.uint32(1) << (shift - np.uint32(1))) - np.uint32(1)) + ((m >> shift) & np.uint32(1))) >> shift
+    else:  # below half the smallest subnormal (or a tie with it): +-0
+        h = np.uint32(0)
+    return sign | h
+
+
+@njit(inline="always")
+def _float32_to_bfloat16_bits(single):
+    """(b + 0x7FFF + ((b >> 16) & 1)) >> 16 in 64-bit arithmetic, as transforms.float32_to_bfloat16_bits."""
+    b = np.uint64(_f32_bits(single))
+    return (b + np.uint64(0x7FFF) + ((b >> np.uint64(16)) & _U1)) >> np.uint64(16)
+
+
+def _store(out, i, x):  # pragma: no cover - replaced by the overload inside compiled code
+    raise NotImplementedError
+
+
+@overload(_store, inline="always")
+def _store_overload(out, i, x):
+    dtype = out.dtype
+    if dtype == types.float64:
+        def store(out, i, x):
+            out[i] = x
+    elif dtype == types.float32:
+        def store(out, i, x):
+            out[i] = np.float32(x)
+    elif dtype == types.uint16:
+        def store(out, i, x):
+            out[i] = np.uint16(_float32_to_float16_bits(np.float32(x)))
+    elif dtype == types.int16:
+        def store(out, i, x):
+            out[i] = np.int16(np.uint16(_float32_to_bfloat16_bits(np.float32(x))))
+    else:
+        return None
+    return store
+
+
+# ---------------------------------------------------------------------------
+# The kernels: words for a chunk into an L1-sized buffer, then the map into ``out``.
+
+#: Words per chunk (a multiple of 4 so every chunk after the first is block-aligned).
+CHUNK_WORDS = 2048
+
+
+@njit(nogil=True, cache=True)
+def fill_uniform(k0, k1, c1, start, low, width, out):
+    """out[i] = storage(low + width * uniform01(word start + i))."""
+    n = out.size
+    buf = np.empty(CHUNK_WORDS, np.uint64)
+    pos = 0
+    while pos < n:
+        m = min(CHUNK_WORDS - ((start + pos) & 3), n - pos)
+        philox_into(k0, k1, c1, start + pos, m, buf)
+        for i in range(m):
+            _store(out, pos + i, low + width * _uniform01(buf[i]))
+        pos += m
+
+
+@njit(nogil=True, cache=True)
+def fill_normal(k0, k1, c1, start, mean, std, out):
+    """out[i] = storage(mean + std * ndtri(open_uniform(word start + i))).
+
+    First every element by the central formula (vectorised), then the
+    elements with |p - 1/2| > 0.425 again by the tail formula.
+    """
+    n = out.size
+    buf = np.empty(CHUNK_WORDS, np.uint64)
+    pos = 0
+    while pos < n:
+        m = min(CHUNK_WORDS - ((start + pos) & 3), n - pos)
+        philox_into(k0, k1, c1, start + pos, m, buf)
+        for i in range(m):
+            q = _open_uniform(buf[i]) - 0.5
+            _store(out, pos + i, mean + std * _ndtri_central(q))
+        for i in range(m):
+            p = _open_uniform(buf[i])
+            q = p - 0.5
+            if abs(q) > T.PPND_SPLIT1:
+                _store(out, pos + i, mean + std * _ndtri_tail(p, q))
+        pos += m
+
+
+@njit(nogil=True, cache=True)
+def fill_truncated_normal(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, out):
+    """out[i] = storage(clamp(mean + std * sign * ndtri(p_low + open_uniform(w) * p_width), lo, hi))."""
+    n = out.size
+    buf = np.empty(CHUNK_WORDS, np.uint64)
+    pos = 0
+    while pos < n:
+        m = min(CHUNK_WORDS - ((start + pos) & 3), n - pos)
+        philox_into(k0, k1, c1, start + pos, m, buf)
+        for i in range(m):
+            p = p_low + _open_uniform(buf[i]) * p_width
+            z = sign * _ndtri_central(p - 0.5)
+            _store(out, pos + i, _clamp(mean + std * z, lo, hi))
+        for i in range(m):
+            p = p_low + _open_uniform(buf[i]) * p_width
+            q = p - 0.5
+            if abs(q) > T.PPND_SPLIT1:
+                z = sign * _ndtri_tail(p, q)
+                _store(out, pos + i, _clamp(mean + std * z, lo, hi))
+        pos += m
+
+
+# ---------------------------------------------------------------------------
+# The backend.
+
+_MIN_SPLIT = 2 * BLOCK_ELEMENTS  # below this a range runs on the calling thread
+
+
+def _compiled_out(out: np.ndarray, dtype: str) -> np.ndarray:
+    """The array the compiled kernels write; its dtype selects the rounding: float16 as uint16
+    bits (Numba has no CPU float16), bfloat16 as int16 bits."""
+    if dtype == "float16":
+        return out.view(np.uint16)
+    if dtype == "bfloat16":
+        return out.view(np.int16)
+    return out
+
+
+def fill(kernel: T.Kernel, key: tuple[int, int], start: int, out: np.ndarray, dtype: str,
+         substream: int = SUBSTREAM_VALUES) -> None:
+    """Elements ``[start, start + out.size)`` of ``kernel`` into ``out`` (1-D, C-contiguous,
+    storage dtype), on the calling thread."""
+    if out.size == 0:
+        return
+    target = _compiled_out(out, dtype)
+    k0, k1, c1 = np.uint64(key[0]), np.uint64(key[1]), np.uint64(substream)
+    p = kernel.params
+    if kernel.kind == T.UNIFORM:
+        fill_uniform(k0, k1, c1, start, p[0], p[1], target)
+    elif kernel.kind == T.NORMAL:
+        fill_normal(k0, k1, c1, start, p[0], p[1], target)
+    elif kernel.kind == T.TRUNCATED_NORMAL:
+        fill_truncated_normal(k0, k1, c1, start, *p, target)
+    else:
+        raise ValueError(f"unknown kernel kind {kernel.kind!r}")
+
+
+class NumbaBackend(BlockedCpuBackend):
+    """The NumPy reference's bytes, JIT-compiled; one contiguous part of a range per thread."""
+
+    name = "numba"
+
+    @property
+    def device(self) -> str:
+        return f"cpu (numba, {self.threads} threads)"
+
+    def fill_block(self, kernel, key, start, out, dtype):
+        fill(kernel, key, start, out, dtype)
+
+    def random_into(self, kernel, key, start, out, dtype):
+        if out.dtype != storage_dtype(dtype) or out.ndim != 1 or not out.flags.c_contiguous:
+            staged = np.empty(out.size, dtype=storage_dtype(dtype))
+            self.random_into(kernel, key, start, staged, dtype)
+            out[...] = staged.reshape(out.shape)
+            return
+        count = out.size
+        parts = min(self.threads, count // (_MIN_SPLIT // 2)) if count >= _MIN_SPLIT else 1
+        if parts <= 1:
+            fill(kernel, key, start, out, dtype)
+            return
+        # Part boundaries on multiples of 4 words, so no Philox block is computed twice.
+        bounds = [0] + [min(count, (count * j // parts + 3) & ~3) for j in range(1, parts)] + [count]
+        futures = [shared_pool().submit(fill, kernel, key, start + bounds[j], out[bounds[j]:bounds[j + 1]], dtype)
+                   for j in range(1, parts)]
+        try:
+            fill(kernel, key, start, out[:bounds[1]], dtype)
+        finally:
+            for future in futures:
+                future.result()
+
+    def warmup(self, dtypes=("float32", "float64", "float16", "bfloat16")) -> None:
+        """Compile (or load from the disk cache) every kernel for ``dtypes`` now."""
+        kernels = (T.uniform_kernel(0.0, 1.0), T.normal_kernel(0.0, 1.0),
+                   T.truncated_normal_kernel(0.0, 1.0, -2.0, 2.0))
+        for dtype in dtypes:
+            for kernel in kernels:
+                fill(kernel, (0, 0), 0, np.empty(8, dtype=storage_dtype(dtype)), dtype)
+
+
+__all__ = ["CHUNK_WORDS", "NumbaBackend", "fill", "philox_into"]
