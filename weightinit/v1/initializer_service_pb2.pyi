@@ -142,23 +142,23 @@ class BackendInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., available: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_elements_per_request", "max_elements_per_model", "max_tensors_per_model", "max_concurrent_streams", "max_dense_elements", "max_chunk_elements")
+    __slots__ = ("max_elements_per_request", "max_elements_per_model", "max_tensors_per_model", "max_concurrent_streams", "max_dense_elements", "max_chunk_bytes")
     MAX_ELEMENTS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_ELEMENTS_PER_MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_TENSORS_PER_MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENT_STREAMS_FIELD_NUMBER: _ClassVar[int]
     MAX_DENSE_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
-    MAX_CHUNK_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
     max_elements_per_request: int
     max_elements_per_model: int
     max_tensors_per_model: int
     max_concurrent_streams: int
     max_dense_elements: int
-    max_chunk_elements: int
-    def __init__(self, max_elements_per_request: _Optional[int] = ..., max_elements_per_model: _Optional[int] = ..., max_tensors_per_model: _Optional[int] = ..., max_concurrent_streams: _Optional[int] = ..., max_dense_elements: _Optional[int] = ..., max_chunk_elements: _Optional[int] = ...) -> None: ...
+    max_chunk_bytes: int
+    def __init__(self, max_elements_per_request: _Optional[int] = ..., max_elements_per_model: _Optional[int] = ..., max_tensors_per_model: _Optional[int] = ..., max_concurrent_streams: _Optional[int] = ..., max_dense_elements: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ...) -> None: ...
 
 class GetCapabilitiesResponse(_message.Message):
-    __slots__ = ("algorithm_version", "server_version", "schemes", "dtypes", "layouts", "backends", "active_backend", "active_device", "limits", "default_chunk_elements")
+    __slots__ = ("algorithm_version", "server_version", "schemes", "dtypes", "layouts", "backends", "active_backend", "active_device", "limits", "default_chunk_bytes")
     ALGORITHM_VERSION_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     SCHEMES_FIELD_NUMBER: _ClassVar[int]
@@ -168,7 +168,7 @@ class GetCapabilitiesResponse(_message.Message):
     ACTIVE_BACKEND_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_DEVICE_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
-    DEFAULT_CHUNK_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
     algorithm_version: int
     server_version: str
     schemes: _containers.RepeatedCompositeFieldContainer[SchemeInfo]
@@ -178,5 +178,5 @@ class GetCapabilitiesResponse(_message.Message):
     active_backend: str
     active_device: str
     limits: ServerLimits
-    default_chunk_elements: int
-    def __init__(self, algorithm_version: _Optional[int] = ..., server_version: _Optional[str] = ..., schemes: _Optional[_Iterable[_Union[SchemeInfo, _Mapping]]] = ..., dtypes: _Optional[_Iterable[_Union[_spec_pb2.DataType, str]]] = ..., layouts: _Optional[_Iterable[_Union[_spec_pb2.Layout, str]]] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., active_backend: _Optional[str] = ..., active_device: _Optional[str] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., default_chunk_elements: _Optional[int] = ...) -> None: ...
+    default_chunk_bytes: int
+    def __init__(self, algorithm_version: _Optional[int] = ..., server_version: _Optional[str] = ..., schemes: _Optional[_Iterable[_Union[SchemeInfo, _Mapping]]] = ..., dtypes: _Optional[_Iterable[_Union[_spec_pb2.DataType, str]]] = ..., layouts: _Optional[_Iterable[_Union[_spec_pb2.Layout, str]]] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., active_backend: _Optional[str] = ..., active_device: _Optional[str] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., default_chunk_bytes: _Optional[int] = ...) -> None: ...
