@@ -139,7 +139,7 @@ def _philox_pair(a0, b0, c1, k0, k1):
     return a0, a1, a2, a3, b0, b1, b2, b3
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def philox_into(k0, k1, c1, start, count, buf):
     """Words ``[start, start + count)`` of substream ``c1`` under key (k0, k1) into ``buf[:count]``.
 
@@ -208,34 +208,41 @@ _HALF_EXPONENT = np.uint64(0x3FE0000000000000)
 _TWO_POW_54 = 2.0 ** 54
 
 
+# Words become doubles through their bits rather than an int64 -> float64 conversion (which AVX2
+# lacks, and which keeps LLVM from vectorising the loops): for k < 2**52 the double with bits
+# ONE | k is 1 + k * 2**-52, so subtracting 1 gives k * 2**-52 exactly (Sterbenz), and adding
+# 2**-53 (or 0) stays exact because the sum has at most 53 significant bits. The values are
+# those of transforms.uniform01 / open_uniform exactly.
+_ONE_BITS = np.uint64(0x3FF0000000000000)
+_BIT11 = np.uint64(1 << 11)
+
+
 @njit(inline="always")
 def _uniform01(w):
-    """(w >> 11) * 2**-53; the shifted word is below 2**53, so the int64 conversion is exact."""
-    return np.float64(np.int64(w >> _SH11)) * _TWO_POW_M53
+    """(w >> 11) * 2**-53 = (w >> 12) * 2**-52 + bit11(w) * 2**-53."""
+    low = _TWO_POW_M53 if (w & _BIT11) else 0.0
+    return (_bits_f64(_ONE_BITS | (w >> _SH12)) - 1.0) + low
 
 
 @njit(inline="always")
 def _open_uniform(w):
-    """(2 * (w >> 12) + 1) * 2**-53."""
-    return np.float64(np.int64(((w >> _SH12) << _U1) | _U1)) * _TWO_POW_M53
+    """(2 * (w >> 12) + 1) * 2**-53 = (w >> 12) * 2**-52 + 2**-53."""
+    return (_bits_f64(_ONE_BITS | (w >> _SH12)) - 1.0) + _TWO_POW_M53
 
 
 @njit(inline="always")
 def _frexp(x):
-    """np.frexp(x) for any binary64: (m, k) with x = m * 2**k, |m| in [1/2, 1); (x, 0) for 0, inf, nan."""
-    bits = _f64_bits(x)
+    """np.frexp(x) for any binary64: (m, k) with x = m * 2**k, |m| in [1/2, 1); (x, 0) for 0, inf, nan.
+
+    Written with selects only, so it vectorises; subnormals are first scaled by 2**54 (exact).
+    """
+    subnormal = ((_f64_bits(x) >> _SH52) & _EXP_MASK) == _U0
+    bits = _f64_bits(x * _TWO_POW_54 if subnormal else x)
     biased = np.int64((bits >> _SH52) & _EXP_MASK)
-    m = x
-    k = 0
-    if biased == 0:
-        if x != 0.0:  # subnormal: scale exactly into the normal range
-            bits = _f64_bits(x * _TWO_POW_54)
-            m = _bits_f64((bits & _KEEP_SIGN_MANTISSA) | _HALF_EXPONENT)
-            k = np.int64((bits >> _SH52) & _EXP_MASK) - 1022 - 54
-    elif biased != 0x7FF:
-        m = _bits_f64((bits & _KEEP_SIGN_MANTISSA) | _HALF_EXPONENT)
-        k = biased - 1022
-    return m, k
+    special = x == 0.0 or biased == 0x7FF
+    m = _bits_f64((bits & _KEEP_SIGN_MANTISSA) | _HALF_EXPONENT)
+    k = biased - (1022 + 54 if subnormal else 1022)
+    return (x if special else m), (0 if special else k)
 
 
 @njit(inline="always")
@@ -287,27 +294,38 @@ def _ndtri_central(q):
 
 
 @njit(inline="always")
+def _tail_r(p, q):
+    """r = sqrt(-log(min(p, 1 - p))) of the tail formula (|q| > 0.425)."""
+    return math.sqrt(-_log_positive(p if q < 0.0 else 1.0 - p))
+
+
+@njit(inline="always")
+def _tail_near(r):
+    """C(r - 1.6) / D(r - 1.6), used where r <= 5."""
+    r = r - T.PPND_CONST2
+    return _horner8(_PPND_C, r) / _horner8(_PPND_D, r)
+
+
+@njit(inline="always")
+def _tail_far(r):
+    """E(r - 5) / F(r - 5), used where r > 5 (p below about 1.4e-11)."""
+    r = r - T.PPND_SPLIT2
+    return _horner8(_PPND_E, r) / _horner8(_PPND_F, r)
+
+
+@njit(inline="always")
 def _ndtri_tail(p, q):
-    """ndtri for |q| > 0.425."""
-    r = p if q < 0.0 else 1.0 - p
-    r = math.sqrt(-_log_positive(r))
-    if r <= T.PPND_SPLIT2:
-        r = r - T.PPND_CONST2
-        z = _horner8(_PPND_C, r) / _horner8(_PPND_D, r)
-    else:
-        r = r - T.PPND_SPLIT2
-        z = _horner8(_PPND_E, r) / _horner8(_PPND_F, r)
+    """ndtri for |q| > 0.425, one element."""
+    r = _tail_r(p, q)
+    z = _tail_near(r) if r <= T.PPND_SPLIT2 else _tail_far(r)
     return -z if q < 0.0 else z
 
 
 @njit(inline="always")
 def _ndtri(p):
+    """transforms.ndtri for one value (the kernels below split it into vectorisable passes)."""
     q = p - 0.5
-    if abs(q) <= T.PPND_SPLIT1:
-        z = _ndtri_central(q)
-    else:
-        z = _ndtri_tail(p, q)
-    return z
+    return _ndtri_central(q) if abs(q) <= T.PPND_SPLIT1 else _ndtri_tail(p, q)
 
 
 @njit(inline="always")
@@ -387,7 +405,7 @@ def _store_overload(out, i, x):
 CHUNK_WORDS = 2048
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def fill_uniform(k0, k1, c1, start, low, width, out):
     """out[i] = storage(low + width * uniform01(word start + i))."""
     n = out.size
@@ -401,50 +419,66 @@ def fill_uniform(k0, k1, c1, start, low, width, out):
         pos += m
 
 
-@njit(nogil=True, cache=True)
-def fill_normal(k0, k1, c1, start, mean, std, out):
-    """out[i] = storage(mean + std * ndtri(open_uniform(word start + i))).
+@njit(inline="always")
+def _normal_family(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, out, truncated):
+    """The normal and truncated normal kernels; ``truncated`` is a compile-time constant.
 
-    First every element by the central formula (vectorised), then the
-    elements with |p - 1/2| > 0.425 again by the tail formula.
+    Per chunk: (1) every element by the central formula, vectorised; (2) the
+    elements with |p - 1/2| > 0.425 listed (branch-free compaction); (3) their
+    tail r and near-tail z, vectorised over the list; (4) stored over the
+    central results, with the far tail (r > 5) computed there, one at a time.
     """
     n = out.size
     buf = np.empty(CHUNK_WORDS, np.uint64)
+    where = np.empty(CHUNK_WORDS, np.int64)
+    tail_p = np.empty(CHUNK_WORDS, np.float64)
+    tail_r = np.empty(CHUNK_WORDS, np.float64)
+    tail_z = np.empty(CHUNK_WORDS, np.float64)
     pos = 0
     while pos < n:
         m = min(CHUNK_WORDS - ((start + pos) & 3), n - pos)
         philox_into(k0, k1, c1, start + pos, m, buf)
         for i in range(m):
-            q = _open_uniform(buf[i]) - 0.5
-            _store(out, pos + i, mean + std * _ndtri_central(q))
+            p = p_low + _open_uniform(buf[i]) * p_width if truncated else _open_uniform(buf[i])
+            z = _ndtri_central(p - 0.5)
+            if truncated:
+                _store(out, pos + i, _clamp(mean + std * (sign * z), lo, hi))
+            else:
+                _store(out, pos + i, mean + std * z)
+        count = 0
         for i in range(m):
-            p = _open_uniform(buf[i])
-            q = p - 0.5
-            if abs(q) > T.PPND_SPLIT1:
-                _store(out, pos + i, mean + std * _ndtri_tail(p, q))
+            p = p_low + _open_uniform(buf[i]) * p_width if truncated else _open_uniform(buf[i])
+            where[count] = i
+            tail_p[count] = p
+            count += not abs(p - 0.5) <= T.PPND_SPLIT1  # the complement of the central test, as ndtri
+        for j in range(count):
+            p = tail_p[j]
+            r = _tail_r(p, p - 0.5)
+            tail_r[j] = r
+            tail_z[j] = _tail_near(r)
+        for j in range(count):
+            z = tail_z[j]
+            if tail_r[j] > T.PPND_SPLIT2:
+                z = _tail_far(tail_r[j])
+            if tail_p[j] - 0.5 < 0.0:
+                z = -z
+            if truncated:
+                _store(out, pos + where[j], _clamp(mean + std * (sign * z), lo, hi))
+            else:
+                _store(out, pos + where[j], mean + std * z)
         pos += m
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
+def fill_normal(k0, k1, c1, start, mean, std, out):
+    """out[i] = storage(mean + std * ndtri(open_uniform(word start + i)))."""
+    _normal_family(k0, k1, c1, start, mean, std, 0.0, 1.0, 1.0, 0.0, 0.0, out, False)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def fill_truncated_normal(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, out):
-    """out[i] = storage(clamp(mean + std * sign * ndtri(p_low + open_uniform(w) * p_width), lo, hi))."""
-    n = out.size
-    buf = np.empty(CHUNK_WORDS, np.uint64)
-    pos = 0
-    while pos < n:
-        m = min(CHUNK_WORDS - ((start + pos) & 3), n - pos)
-        philox_into(k0, k1, c1, start + pos, m, buf)
-        for i in range(m):
-            p = p_low + _open_uniform(buf[i]) * p_width
-            z = sign * _ndtri_central(p - 0.5)
-            _store(out, pos + i, _clamp(mean + std * z, lo, hi))
-        for i in range(m):
-            p = p_low + _open_uniform(buf[i]) * p_width
-            q = p - 0.5
-            if abs(q) > T.PPND_SPLIT1:
-                z = sign * _ndtri_tail(p, q)
-                _store(out, pos + i, _clamp(mean + std * z, lo, hi))
-        pos += m
+    """out[i] = storage(clamp(mean + std * (sign * ndtri(p_low + open_uniform(w) * p_width)), lo, hi))."""
+    _normal_family(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, out, True)
 
 
 # ---------------------------------------------------------------------------
