@@ -363,6 +363,12 @@ def check_limits(spec: TensorSpec, limits: Limits) -> None:
                                   f"its limit of {limits.max_dense_elements}")
 
 
+def _given(data: Mapping[str, Any], key: str, default: Any) -> Any:
+    """data[key], or the default when it is missing or null (never for other falsy values)."""
+    value = data.get(key)
+    return default if value is None else value
+
+
 def spec_from_dict(data: Mapping[str, Any] | TensorSpec, limits: Limits | None = DEFAULT_LIMITS) -> TensorSpec:
     """Validate a plain mapping (JSON, CLI, gRPC) into a :class:`TensorSpec`."""
     if isinstance(data, TensorSpec):
@@ -383,16 +389,20 @@ def spec_from_dict(data: Mapping[str, Any] | TensorSpec, limits: Limits | None =
         name = ""
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
         raise SpecError("name", f"must be a string of at most {MAX_NAME_LENGTH} characters")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpecError("name", "must be valid Unicode (no lone surrogates): it is hashed as UTF-8") from None
     stream = data.get("stream")
-    layout = _choice(data.get("layout") or "torch", "layout", LAYOUTS)
-    batch_axis = data.get("batch_axis") or ()
+    layout = _choice(_given(data, "layout", "torch"), "layout", LAYOUTS)
+    batch_axis = _given(data, "batch_axis", ())
     if isinstance(batch_axis, (str, bytes)) or not isinstance(batch_axis, Sequence):
         raise SpecError("batch_axis", f"must be a list of integers, got {batch_axis!r}")
     spec = TensorSpec(
         scheme=scheme,
         shape=shape,
-        dtype=_dtype(data.get("dtype") or "float32"),
-        seed=_uint64(data.get("seed") or 0, "seed"),
+        dtype=_dtype(_given(data, "dtype", "float32")),
+        seed=_uint64(_given(data, "seed", 0), "seed"),
         name=name,
         params=MappingProxyType(_params(SCHEMES[scheme], data.get("params"))),
         layout=layout,
