@@ -143,7 +143,12 @@ class Client:
         self.max_backoff = max_backoff
         self.chunk_elements = chunk_elements
         if channel is None:
-            options = (("grpc.max_receive_message_length", 64 << 20),) + tuple(options)
+            # reconnect about as fast as we retry, so a retry after a backoff finds a fresh connection attempt
+            backoff_ms = max(1, int(initial_backoff * 1000))
+            options = (("grpc.max_receive_message_length", 64 << 20),
+                       ("grpc.initial_reconnect_backoff_ms", backoff_ms),
+                       ("grpc.min_reconnect_backoff_ms", backoff_ms),
+                       ("grpc.max_reconnect_backoff_ms", max(backoff_ms, int(max_backoff * 1000)))) + tuple(options)
             channel = (grpc.secure_channel(target, credentials, options) if credentials is not None
                        else grpc.insecure_channel(target, options))
         self._channel = channel
@@ -180,7 +185,7 @@ class Client:
     def _unary(self, method, request):
         for attempt in range(self.max_attempts):
             try:
-                return method(request, timeout=self.timeout, wait_for_ready=attempt > 0)
+                return method(request, timeout=self.timeout)
             except grpc.RpcError as error:
                 if not _retryable(error) or attempt + 1 == self.max_attempts:
                     raise
@@ -214,7 +219,7 @@ class Client:
                 request.start = receiver.next_offset
                 request.hash_from = receiver.header.hash_from
             try:
-                for raw in self._generate(request, timeout=self.timeout, wait_for_ready=attempt > 0):
+                for raw in self._generate(request, timeout=self.timeout):
                     message, data = wire.decode_generate(raw)
                     header = message.header if message.HasField("header") else None
                     offset = message.offset
@@ -268,7 +273,7 @@ class Client:
             receiver: _TensorReceiver | None = None
             base = index = next_index
             try:
-                for raw in self._generate_model(request, timeout=self.timeout, wait_for_ready=attempt > 0):
+                for raw in self._generate_model(request, timeout=self.timeout):
                     message, data = wire.decode_model(raw)
                     index = base + message.tensor_index
                     if message.HasField("header"):
