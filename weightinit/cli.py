@@ -444,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--chunk-bytes", dest="chunk_bytes", type=int, help="default chunk size in bytes (1 MiB)")
     srv.add_argument("--prefetch", type=int, help="chunks generated ahead per stream (default 2)")
     srv.add_argument("--grace", type=float, default=10.0, help="seconds in-flight streams get on shutdown")
+    srv.add_argument("--log-level", dest="log_level", default=argparse.SUPPRESS, help="logging level (INFO)")
     srv.set_defaults(func=cmd_serve)
 
     desc = sub.add_parser("describe", help="print schemes, dtypes, backends, limits and the algorithm version")

@@ -1,0 +1,250 @@
+"""Service benchmark over loopback; prints one table. Run: python benchmarks/service.py [--quick]
+
+1. Throughput: a 256 MiB float32 tensor via Client.generate (decode, copy into the
+   preallocated array, SHA-256 check) beside a no-op grpcio stream of the same chunk
+   size in the same run (a server yielding one prebuilt message of the same size; the
+   client only counts bytes), and the ratio.
+2. Latency of small tensors (one Generate call each).
+3. A 161-tensor ResNet-50-like manifest: one GenerateModel vs 161 Generate calls.
+4. Server peak RSS (VmHWM) while streaming 2 GiB, against the same after 256 MiB.
+
+Servers run as subprocesses (``weightinit serve`` and this file's ``--noop-server``), so
+each side has its own interpreter as in production; all traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent import futures
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+MIB = 1 << 20
+SERVICE = "/weightinit.v1.InitializerService/Raw"
+
+
+def noop_server(chunk_bytes: int, count: int) -> None:
+    """A Generate look-alike without generation: ``Raw`` streams one prebuilt message ``count``
+    times; ``Generate`` sends a valid zero tensor (header, offsets, precomputed digest) that
+    ``Client.generate`` accepts, encoding each message as the real server does."""
+    import hashlib
+
+    import grpc
+
+    import weightinit as wi
+    from weightinit.server import jobs, wire
+
+    payload = bytes(chunk_bytes)
+    message = wire.encode_chunk(wire.GENERATE, data=payload, offset=1 << 20)
+    hasher = hashlib.sha256()
+    for _ in range(count):
+        hasher.update(payload)
+    digest = hasher.digest()
+    elements = chunk_bytes // 4
+    spec = wi.spec_from_dict({"scheme": "zeros", "shape": [count * elements]}, limits=None)
+    header = jobs.header_for(jobs.TensorJob(spec, 0, spec.numel, 0, elements), "noop").SerializeToString()
+
+    def raw(request, context):
+        for _ in range(count):
+            yield message
+
+    def valid(request, context):
+        for i in range(count):
+            yield wire.encode_chunk(wire.GENERATE, data=payload, offset=i * elements,
+                                    header=header if i == 0 else None, sha256=digest if i == count - 1 else None)
+
+    handler = grpc.method_handlers_generic_handler("weightinit.v1.InitializerService", {
+        "Raw": grpc.unary_stream_rpc_method_handler(raw), "Generate": grpc.unary_stream_rpc_method_handler(valid)})
+    server = grpc.server(futures.ThreadPoolExecutor(4), options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(f"listening on 127.0.0.1:{port}", flush=True)
+    server.wait_for_termination()
+
+
+class Proc:
+    def __init__(self, args: list[str]):
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"server failed to start: {line!r}")
+        self.target = line.split()[-1]
+
+    def rss(self) -> tuple[int, int]:
+        """(current RSS, peak RSS) in bytes."""
+        values = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) * 1024
+        return values["VmRSS"], values["VmHWM"]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def weightinit_server(backend: str) -> Proc:
+    return Proc([sys.executable, "-m", "weightinit", "serve", "--port", "0", "--backend", backend,
+                 "--log-level", "WARNING"])
+
+
+def best_of(reps: int, run) -> list[float]:
+    return [run() for _ in range(reps)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--chunk-mib", type=float, default=1.0)
+    parser.add_argument("--noop-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=256, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    chunk_bytes = int(args.chunk_mib * MIB)
+    if args.noop_server:
+        noop_server(chunk_bytes, args.count)
+        return
+
+    import grpc
+
+    import weightinit as wi
+    from test_service_e2e import resnet_like_manifest
+    from weightinit.client import Client
+
+    reps = 2 if args.quick else 5
+    total = (64 if args.quick else 256) * MIB
+    chunk_elements = chunk_bytes // 4
+    spec = {"scheme": "kaiming_uniform", "shape": [total // 4 // 4096, 4096], "seed": 1, "name": "big"}
+    print(f"machine: {os.cpu_count()} CPUs; backend {args.backend}; chunk {chunk_bytes / MIB:g} MiB; "
+          f"tensor {total / MIB:.0f} MiB float32")
+
+    # -- 1. throughput -----------------------------------------------------
+    noop = Proc([sys.executable, __file__, "--noop-server", "--chunk-mib", str(args.chunk_mib),
+                 "--count", str(total // chunk_bytes)])
+    server = weightinit_server(args.backend)
+    try:
+        with grpc.insecure_channel(noop.target, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
+            stream = channel.unary_stream(SERVICE, request_serializer=None, response_deserializer=None)
+
+            def run_noop() -> float:
+                began, received = time.perf_counter(), 0
+                for message in stream(b""):
+                    received += len(message)
+                return received / (time.perf_counter() - began) / 1e9
+
+            run_noop()  # warm up
+            with Client(noop.target) as noop_client, Client(server.target) as client:
+                zeros = {"scheme": "zeros", "shape": [total // 4]}
+
+                def run_noop_client() -> float:
+                    began = time.perf_counter()
+                    array = noop_client.generate(zeros)
+                    return array.nbytes / (time.perf_counter() - began) / 1e9
+
+                run_noop_client()
+                client.generate(spec, stop=chunk_elements * 8, chunk_elements=chunk_elements)  # warm up (JIT, conn)
+
+                def run_client() -> float:
+                    began = time.perf_counter()
+                    array = client.generate(spec, chunk_elements=chunk_elements)
+                    return array.nbytes / (time.perf_counter() - began) / 1e9
+
+                noop_rates, noop_client_rates, client_rates = [], [], []
+                for _ in range(reps):  # interleaved, so all see the same machine state
+                    noop_rates.append(run_noop())
+                    noop_client_rates.append(run_noop_client())
+                    client_rates.append(run_client())
+
+                wi.generate(spec, stop=chunk_elements)  # JIT warm-up
+                compiled = wi.compile_spec(spec)
+                scratch = np.empty(chunk_elements, np.float32)
+                began = time.perf_counter()
+                for offset in range(0, total // 4, chunk_elements):
+                    compiled.fill(offset, scratch)
+                engine_rate = total / (time.perf_counter() - began) / 1e9
+                local = wi.generate(spec)
+                assert client.generate(spec).tobytes() == local.tobytes()
+
+                # -- 2. small-tensor latency -------------------------------------
+                small = {"scheme": "kaiming_normal", "shape": [64, 64], "name": "small"}
+                for _ in range(20):
+                    client.generate(small)
+                latencies = []
+                for i in range(300 if not args.quick else 100):
+                    began = time.perf_counter()
+                    client.generate({**small, "seed": i})
+                    latencies.append((time.perf_counter() - began) * 1e3)
+
+                # -- 3. one GenerateModel vs per-tensor Generate calls -----------
+                manifest = resnet_like_manifest(width=16)
+                count = len(manifest["tensors"])
+                numel = sum(int(np.prod(t["shape"])) for t in manifest["tensors"])
+                model_times, single_times = [], []
+                for _ in range(reps):
+                    began = time.perf_counter()
+                    arrays = client.generate_model(manifest)
+                    model_times.append(time.perf_counter() - began)
+                    began = time.perf_counter()
+                    for tensor in manifest["tensors"]:
+                        client.generate({**tensor, "seed": tensor.get("seed", manifest["seed"])})
+                    single_times.append(time.perf_counter() - began)
+                assert len(arrays) == count
+    finally:
+        noop.close()
+        server.close()
+
+    # -- 4. server memory while streaming 2 GiB ----------------------------
+    rss_rows = []
+    fresh = weightinit_server(args.backend)
+    try:
+        with Client(fresh.target) as client:
+            idle = fresh.rss()[0]
+            for size in (256 * MIB, (512 if args.quick else 2048) * MIB):
+                big = {"scheme": "uniform", "shape": [size // 4], "name": f"stream{size}"}
+                began, received = time.perf_counter(), 0
+                for chunk in client.iter_chunks(big):
+                    received += chunk.data.nbytes
+                rate = received / (time.perf_counter() - began) / 1e9
+                rss_rows.append((size, fresh.rss()[1], rate))
+    finally:
+        fresh.close()
+
+    noop_best, client_best = max(noop_rates), max(client_rates)
+    noop_med, client_med = statistics.median(noop_rates), statistics.median(client_rates)
+    print()
+    print(f"{'measurement':<58} {'value':>14}")
+    print("-" * 73)
+    print(f"{'no-op grpcio stream, best / median (GB/s)':<58} {noop_best:>6.2f} / {noop_med:<5.2f}")
+    print(f"{'Client.generate 256 MiB f32, verified, best / median (GB/s)':<58} {client_best:>6.2f} / {client_med:<5.2f}")
+    print(f"{'ratio client / no-op (best, median)':<58} {client_best / noop_best:>6.2f} / "
+          f"{client_med / noop_med:<5.2f}")
+    print(f"{'no-op stream through Client.generate (verified) (GB/s)':<58} {max(noop_client_rates):>14.2f}")
+    print(f"{'engine alone, same tensor and chunks, no I/O (GB/s)':<58} {engine_rate:>14.2f}")
+    print(f"{'ratio client / engine alone':<58} {client_best / engine_rate:>14.2f}")
+    p50, p99 = np.percentile(latencies, [50, 99])
+    print(f"{'small tensor 64x64 f32 Generate latency p50 / p99 (ms)':<58} {p50:>6.2f} / {p99:<5.2f}")
+    print(f"{f'{count}-tensor model ({numel / 1e6:.1f} M values): GenerateModel (s)':<58} {min(model_times):>14.3f}")
+    print(f"{f'{count}-tensor model: {count} Generate calls (s)':<58} {min(single_times):>14.3f}")
+    print(f"{'  speed-up of one GenerateModel':<58} {min(single_times) / min(model_times):>13.1f}x")
+    print(f"{'server RSS idle (MiB)':<58} {idle / MIB:>14.1f}")
+    for size, peak, rate in rss_rows:
+        print(f"{f'server peak RSS after streaming {size / MIB:.0f} MiB (MiB), at GB/s':<58} "
+              f"{peak / MIB:>7.1f} @ {rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
