@@ -329,7 +329,16 @@ def load_golden(path: Path = GOLDEN_PATH) -> dict:
 
 
 def dump_golden(data: dict) -> str:
-    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    """Pretty at the top level, one entry per line (reviewable diffs: one changed line per changed spec)."""
+    head = {k: v for k, v in data.items() if k != "entries"}
+    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in head.items()]
+    lines.append(' "entries": [')
+    entries = [json.dumps(e, ensure_ascii=False, separators=(", ", ": ")) for e in data["entries"]]
+    lines += [f"  {e}," for e in entries[:-1]] + [f"  {e}" for e in entries[-1:]]
+    lines += [" ]", "}"]
+    text = "\n".join(lines) + "\n"
+    assert json.loads(text) == data
+    return text
 
 
 def diff_golden(old: dict, new: dict) -> list[str]:
