@@ -63,6 +63,8 @@ class CupyBackend(Backend):
             raise BackendUnavailable(f"CUDA device {device_id} requested, {count} present")
         self.device_id = device_id
         self.ndtri = ndtri
+        #: Grid-stride launches use at most this many thread blocks per multiprocessor.
+        self.blocks_per_sm = BLOCKS_PER_SM
         self.chunk_bytes = max(1 << 16, int(chunk_bytes)) & ~31
         try:
             props = cupy.cuda.runtime.getDeviceProperties(device_id)
@@ -101,7 +103,7 @@ class CupyBackend(Backend):
             return
         function = self._kernels[kernel_name(kernel.kind, dtype)]
         blocks = (start + count + 3) // 4 - start // 4
-        grid = max(1, min(-(-blocks // THREADS_PER_BLOCK), self._sm_count * BLOCKS_PER_SM))
+        grid = max(1, min(-(-blocks // THREADS_PER_BLOCK), self._sm_count * self.blocks_per_sm))
         args = tuple(np.float64(p) for p in padded_params(kernel.params)) + (
             np.uint64(key[0]), np.uint64(key[1]), np.int64(start), np.int64(count), out_device)
         if stream is None:
