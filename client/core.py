@@ -14,10 +14,7 @@ whole result.
 
 from __future__ import annotations
 
-import hashlib
-import queue
 import random
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
@@ -77,60 +74,13 @@ def _storage(dtype: str) -> np.dtype:
     return wi.storage_dtype(dtype).newbyteorder("<")
 
 
-class _Hasher:
-    """SHA-256 of a byte stream, fed from the receiving thread. Large pieces are hashed on a helper
-    thread (hashlib releases the GIL), overlapping the hash with receiving and copying the next chunk."""
-
-    THREAD_MIN_BYTES = 256 * 1024
-
-    def __init__(self):
-        self._hash = hashlib.sha256()
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
-
-    def _work(self) -> None:
-        while True:
-            piece = self._queue.get()
-            if piece is None:
-                return
-            self._hash.update(piece)
-
-    def update(self, piece) -> None:
-        if self._queue is None and len(piece) >= self.THREAD_MIN_BYTES:
-            self._queue = queue.Queue(maxsize=8)
-            self._thread = threading.Thread(target=self._work, name="weightinit-sha256", daemon=True)
-            self._thread.start()
-        if self._queue is not None:
-            self._queue.put(piece)
-        else:
-            self._hash.update(piece)
-
-    def _drain(self) -> None:
-        if self._queue is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._queue = self._thread = None
-
-    def digest(self) -> bytes:
-        self._drain()
-        return self._hash.digest()
-
-    def hexdigest(self) -> str:
-        self._drain()
-        return self._hash.hexdigest()
-
-    def __del__(self):
-        if self._queue is not None:
-            self._queue.put(None)
-
-
 class _TensorReceiver:
     """Checks one tensor's chunks: contiguous offsets, consistent header, digest at the end."""
 
     def __init__(self, start: int | None):
         self.header: pb.TensorHeader | None = None
         self.next_offset = start
-        self.hasher = _Hasher()
+        self.hasher = wire.ThreadedHasher()
         self.done = False
 
     def accept(self, header: pb.TensorHeader | None, offset: int, data: memoryview, digest: bytes) -> np.ndarray:

@@ -10,7 +10,6 @@ producer within one chunk.
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import sys
 import threading
@@ -96,7 +95,7 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
     compiled = wi.compile_spec(job.spec, backend, limits=None)
     spec = compiled.spec
     header = jobs_mod.header_for(job, backend.name).SerializeToString()
-    hasher = hashlib.sha256()
+    hasher = wire.ThreadedHasher()
     chunk = job.chunk_elements
     span = max(job.stop - job.hash_from, 1)
     scratch = np.empty(min(chunk, span), dtype=wi.storage_dtype(spec.dtype))
@@ -104,7 +103,7 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
         if should_stop():
             return
         view = scratch[:min(chunk, job.start - offset)]
-        hasher.update(_little_endian(compiled.fill(offset, view)))
+        hasher.update(_little_endian(compiled.fill(offset, view)).tobytes())  # a copy: scratch is reused
     if job.start == job.stop:
         yield wire.encode_chunk(layout, header=header, offset=job.start, sha256=hasher.digest(), index=job.index)
         return
@@ -114,10 +113,12 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
             return
         count = min(chunk, job.stop - offset)
         view = _little_endian(compiled.fill(offset, scratch[:count]))
-        hasher.update(view)
-        last = offset + count == job.stop
         message = wire.encode_chunk(layout, data=view, offset=offset, header=header if first else None,
-                                    sha256=hasher.digest() if last else None, index=job.index)
+                                    index=job.index)
+        # data is the message's last field: hash it there (immutable) while the next chunk is generated
+        hasher.update(memoryview(message)[len(message) - view.nbytes:])
+        if offset + count == job.stop:
+            message += wire.digest_field(layout, hasher.digest())
         first = False
         if stats is not None:
             stats.chunk(view.nbytes)

@@ -12,6 +12,9 @@ protobuf runtime.
 
 from __future__ import annotations
 
+import hashlib
+import queue
+import threading
 from typing import NamedTuple
 
 from weightinit.v1 import initializer_service_pb2 as pb
@@ -85,6 +88,62 @@ def encode_chunk(layout: _Layout, *, data=b"", offset: int = 0, header: bytes | 
         parts.append(_len_field(layout.sha256, len(sha256)))
         parts.append(sha256)
     return b"".join(parts)
+
+
+class ThreadedHasher:
+    """SHA-256 of a byte stream whose large pieces are hashed on a helper thread.
+
+    hashlib releases the GIL, so the hash of one chunk overlaps with generating, sending or
+    copying the next. Pieces must stay unchanged until ``digest()``: pass immutable bytes
+    (or views of them), never a buffer that is reused.
+    """
+
+    THREAD_MIN_BYTES = 256 * 1024
+
+    def __init__(self):
+        self._hash = hashlib.sha256()
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+
+    def _work(self) -> None:
+        while True:
+            piece = self._queue.get()
+            if piece is None:
+                return
+            self._hash.update(piece)
+
+    def update(self, piece) -> None:
+        if self._queue is None and len(piece) >= self.THREAD_MIN_BYTES:
+            self._queue = queue.Queue(maxsize=2)  # bounds the bytes kept alive for hashing
+            self._thread = threading.Thread(target=self._work, name="weightinit-sha256", daemon=True)
+            self._thread.start()
+        if self._queue is not None:
+            self._queue.put(piece)
+        else:
+            self._hash.update(piece)
+
+    def _drain(self) -> None:
+        if self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = self._thread = None
+
+    def digest(self) -> bytes:
+        self._drain()
+        return self._hash.digest()
+
+    def hexdigest(self) -> str:
+        self._drain()
+        return self._hash.hexdigest()
+
+    def __del__(self):
+        if self._queue is not None:
+            self._queue.put(None)
+
+
+def digest_field(layout: _Layout, sha256: bytes) -> bytes:
+    """The encoded ``sha256`` field, to append to a message built without it (it is the last field)."""
+    return _len_field(layout.sha256, len(sha256)) + sha256
 
 
 def _read_varint(buf, pos: int) -> tuple[int, int]:
