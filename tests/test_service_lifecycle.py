@@ -136,3 +136,27 @@ def test_signal_turns_health_not_serving_drains_in_flight_and_exits_zero(server_
     log = process.stderr()
     assert "serving on 127.0.0.1:" in log and "backend numpy" in log and "concurrent streams" in log
     assert "NOT_SERVING" in log and "stopped" in log
+
+
+def _rss_mib(pid: int) -> tuple[float, float]:
+    values = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def test_server_memory_does_not_grow_with_tensor_size(server_process):
+    process = server_process("--backend", "auto")
+    with Client(process.target, timeout=120) as client:
+        client.generate({"scheme": "uniform", "shape": [1 << 20]})  # warm: JIT, thread pools, buffers
+        _, warm_peak = _rss_mib(process.proc.pid)
+        received = 0
+        for chunk in client.iter_chunks({"scheme": "uniform", "shape": [1 << 27], "name": "512MiB"}):
+            received += chunk.data.nbytes
+        _, peak = _rss_mib(process.proc.pid)
+    assert received == 512 << 20
+    print(f"server peak RSS {warm_peak:.0f} -> {peak:.0f} MiB")
+    assert peak - warm_peak < 128, f"server peak RSS grew {peak - warm_peak:.0f} MiB streaming 512 MiB"
