@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 
 import weightinit as wi
 from weightinit.backends.base import storage_dtype
-from weightinit.backends.cuda_source import (DTYPE_CODES, HEADER, HOST_DRIVER, KERNEL_DIR, KERNEL_NAMES, KIND_CODES,
-                                             NDTRI_VARIANTS, NVRTC_OPTIONS, cuda_source, padded_params)
+from weightinit.backends.cuda_source import (CVT_VARIANTS, DTYPE_CODES, HEADER, HOST_DRIVER, KERNEL_DIR, KERNEL_NAMES,
+                                             KIND_CODES, NDTRI_VARIANTS, NVRTC_OPTIONS, cuda_source, padded_params)
 from weightinit.backends.numpy_backend import NumpyBackend
 from weightinit.engine import transforms as T
 from weightinit.engine.philox import philox_block, philox_words
@@ -46,6 +46,7 @@ from weightinit.engine.schemes import RandomPlan
 GOLDEN = Path(__file__).resolve().parent / "golden" / "digests.json"
 DTYPES = tuple(DTYPE_CODES)
 VARIANTS = tuple(NDTRI_VARIANTS)
+CVTS = tuple(CVT_VARIANTS)
 REFERENCE = NumpyBackend(threads=1)
 
 u64 = ctypes.c_uint64
@@ -72,7 +73,7 @@ def _build(directory: Path, name: str, extra: list[str]) -> ctypes.CDLL:
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, f"host build failed: {' '.join(command)}\n{result.stderr}"
     lib = ctypes.CDLL(str(library))
-    lib.wi_host_fill.argtypes = [ctypes.c_int, ptr, u64, u64, i64, i64, ctypes.c_int, ptr, ctypes.c_int]
+    lib.wi_host_fill.argtypes = [ctypes.c_int, ptr, u64, u64, i64, i64, ctypes.c_int, ptr, ctypes.c_int, ctypes.c_int]
     lib.wi_host_fill.restype = ctypes.c_int
     lib.wi_host_philox.argtypes = [ptr, ptr, ptr]
     for fn in (lib.wi_host_uniform01, lib.wi_host_open_uniform, lib.wi_host_log):
@@ -80,11 +81,11 @@ def _build(directory: Path, name: str, extra: list[str]) -> ctypes.CDLL:
     lib.wi_host_frexp.argtypes = [ptr, i64, ptr, ptr]
     lib.wi_host_ndtri.argtypes = [ptr, i64, ptr, ctypes.c_int]
     lib.wi_host_values.argtypes = [ctypes.c_int, ptr, ptr, i64, ptr, ctypes.c_int]
-    for fn in (lib.wi_host_f64_to_f32, lib.wi_host_f32_to_f16, lib.wi_host_f32_to_bf16):
+    for fn in (lib.wi_host_f64_to_f32, lib.wi_host_f64_to_f32_hw, lib.wi_host_f32_to_f16, lib.wi_host_f32_to_bf16):
         fn.argtypes = [ptr, i64, ptr]
     lib.wi_host_ndtri_table.argtypes = [ptr]
     lib.wi_host_log_constants.argtypes = [ptr]
-    assert lib.wi_host_abi_version() == 1
+    assert lib.wi_host_abi_version() == 2
     return lib
 
 
@@ -103,11 +104,12 @@ def lib_native(tmp_path_factory):
         pytest.skip(f"-march=native build unavailable: {error}")
 
 
-def host_fill(lib, kernel: T.Kernel, key, start: int, count: int, dtype: str, ndtri: str = "select") -> np.ndarray:
+def host_fill(lib, kernel: T.Kernel, key, start: int, count: int, dtype: str, ndtri: str = "select",
+              cvt: str = "integer") -> np.ndarray:
     out = np.empty(count, dtype=storage_dtype(dtype))
     params = np.array(padded_params(kernel.params), dtype=np.float64)
     rc = lib.wi_host_fill(KIND_CODES[kernel.kind], params.ctypes.data, key[0], key[1], start, count,
-                          DTYPE_CODES[dtype], out.ctypes.data, NDTRI_VARIANTS[ndtri])
+                          DTYPE_CODES[dtype], out.ctypes.data, NDTRI_VARIANTS[ndtri], CVT_VARIANTS[cvt])
     assert rc == 0
     return out
 
@@ -173,7 +175,7 @@ def test_header_is_self_contained():
     assert not re.search(r"^\s*#\s*include", HEADER.read_text(), re.M)
     source = cuda_source()
     assert '#include "weightinit_kernels.cuh"' not in source
-    assert source.startswith("#define WI_NDTRI 1\n")
+    assert source.startswith("#define WI_NDTRI 1\n#define WI_CVT 0\n")
 
 
 M64 = (1 << 64) - 1
@@ -309,10 +311,12 @@ def _f64_to_f32_inputs() -> np.ndarray:
     return np.concatenate([values, -values])
 
 
-def test_float64_to_float32_rne(lib):
+@pytest.mark.parametrize("cvt", CVTS)
+def test_float64_to_float32_rne(lib, cvt):
     x = _f64_to_f32_inputs()
     out = np.empty(x.size, dtype=np.uint32)
-    lib.wi_host_f64_to_f32(x.ctypes.data, x.size, out.ctypes.data)
+    convert = lib.wi_host_f64_to_f32_hw if cvt == "hardware" else lib.wi_host_f64_to_f32
+    convert(x.ctypes.data, x.size, out.ctypes.data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ref = x.astype(np.float32)
@@ -323,7 +327,7 @@ def test_float64_to_float32_rne(lib):
     assert bad.size == 0, f"{bad.size} differ, first {x[~nan][bad[0]]!r}: {got[bad[0]]:#x} != {want[bad[0]]:#x}"
     # the cases the brief names, explicitly
     smallest = np.array([2.0 ** -149, 2.0 ** -150, 3 * 2.0 ** -150], dtype=np.float64)
-    lib.wi_host_f64_to_f32(smallest.ctypes.data, 3, out.ctypes.data)
+    convert(smallest.ctypes.data, 3, out.ctypes.data)
     assert out[:3].tolist() == [1, 0, 2]  # subnormal kept; tie to even (0); tie to even (2)
 
 
@@ -380,9 +384,11 @@ def test_float32_to_bfloat16(lib):
 def test_fill_every_kind_and_dtype(lib, name, dtype):
     kernel = KERNELS[name]
     for start, count in ((0, 4096), (3, 1001), (2 ** 40 - 2, 517)):
+        want = reference(kernel, KEY, start, count, dtype)
         for variant in VARIANTS:
-            assert_same(host_fill(lib, kernel, KEY, start, count, dtype, variant),
-                        reference(kernel, KEY, start, count, dtype), f"{name} {dtype} [{start}, +{count}) {variant}")
+            for cvt in CVTS:
+                assert_same(host_fill(lib, kernel, KEY, start, count, dtype, variant, cvt), want,
+                            f"{name} {dtype} [{start}, +{count}) {variant} {cvt}")
 
 
 @pytest.mark.parametrize("start", [2 ** 40 - 5, 2 ** 40, 2 ** 40 + 3, 2 ** 42 + 1, 2 ** 62 - 7, 2 ** 63 - 9])
@@ -395,9 +401,12 @@ def test_large_starts(lib, start):
 def test_empty_and_invalid(lib):
     assert host_fill(lib, KERNELS["normal"], KEY, 17, 0, "float32").size == 0
     out = np.empty(1, dtype=np.float32)
-    assert lib.wi_host_fill(9, np.zeros(7).ctypes.data, 0, 0, 0, 1, 0, out.ctypes.data, 1) < 0
-    assert lib.wi_host_fill(0, np.zeros(7).ctypes.data, 0, 0, 0, 1, 9, out.ctypes.data, 1) < 0
-    assert lib.wi_host_fill(0, np.zeros(7).ctypes.data, 0, 0, -1, 1, 0, out.ctypes.data, 1) < 0
+    params = np.zeros(7)
+    assert lib.wi_host_fill(9, params.ctypes.data, 0, 0, 0, 1, 0, out.ctypes.data, 1, 0) < 0  # kind
+    assert lib.wi_host_fill(0, params.ctypes.data, 0, 0, 0, 1, 9, out.ctypes.data, 1, 0) < 0  # dtype
+    assert lib.wi_host_fill(0, params.ctypes.data, 0, 0, -1, 1, 0, out.ctypes.data, 1, 0) < 0  # start
+    assert lib.wi_host_fill(0, params.ctypes.data, 0, 0, 0, 1, 0, out.ctypes.data, 7, 0) < 0  # ndtri
+    assert lib.wi_host_fill(0, params.ctypes.data, 0, 0, 0, 1, 0, out.ctypes.data, 1, 7) < 0  # cvt
 
 
 _finite = dict(allow_nan=False, allow_infinity=False)
@@ -419,11 +428,11 @@ def kernels(draw):
 
 
 @settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(kernel=kernels(), dtype=st.sampled_from(DTYPES), variant=st.sampled_from(VARIANTS),
+@given(kernel=kernels(), dtype=st.sampled_from(DTYPES), variant=st.sampled_from(VARIANTS), cvt=st.sampled_from(CVTS),
        start=st.one_of(st.integers(0, 5000), st.integers(0, 2 ** 41)), count=st.integers(0, 1500),
        key=st.tuples(st.integers(0, M64), st.integers(0, M64)))
-def test_random_ranges(lib, kernel, dtype, variant, start, count, key):
-    assert_same(host_fill(lib, kernel, key, start, count, dtype, variant),
+def test_random_ranges(lib, kernel, dtype, variant, cvt, start, count, key):
+    assert_same(host_fill(lib, kernel, key, start, count, dtype, variant, cvt),
                 reference(kernel, key, start, count, dtype), f"{kernel} {dtype}")
 
 
@@ -587,8 +596,9 @@ def _nvrtc_ptx(path: str, source: str, options: tuple[str, ...]) -> str:
         nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
 
 
+@pytest.mark.parametrize("cvt", CVTS)
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_nvrtc_compiles_without_fma(variant):
+def test_nvrtc_compiles_without_fma(variant, cvt):
     path = _nvrtc_library()
     if not path:
         pytest.skip("no NVRTC library (set WEIGHTINIT_NVRTC or install nvidia-cuda-nvrtc to run this check)")
@@ -596,12 +606,16 @@ def test_nvrtc_compiles_without_fma(variant):
         ctypes.CDLL(path)
     except OSError as error:
         pytest.skip(f"NVRTC library {path} does not load: {error}")
-    ptx = _nvrtc_ptx(path, cuda_source(variant), NVRTC_OPTIONS + ("-ftz=true", "--gpu-architecture=compute_90"))
+    ptx = _nvrtc_ptx(path, cuda_source(variant, cvt), NVRTC_OPTIONS + ("-ftz=true", "--gpu-architecture=compute_90"))
     entries = set(re.findall(r"\.entry\s+(\w+)", ptx))
     assert entries == set(KERNEL_NAMES)
     opcodes = set(re.findall(r"^\s*(?:@!?%p\d+\s+)?([a-z][a-z0-9]*(?:\.[a-z0-9]+)*)", ptx, re.M))
     fused = {op for op in opcodes if op.startswith("fma") or (op.startswith("mad") and ".f" in op)}
     assert not fused, f"fused multiply-add in the PTX: {sorted(fused)}"
-    float32_math = {op for op in opcodes if op.endswith(".f32") and not op.startswith(("ld.", "st.", "mov."))}
+    float32_math = {op for op in opcodes if op.endswith(".f32") and not op.startswith(("ld.", "st.", "mov.", "cvt."))}
     assert not float32_math, f"float32 arithmetic in the PTX: {sorted(float32_math)}"
+    flushing = {op for op in opcodes if ".ftz" in op}
+    assert not flushing, f"flush-to-zero instructions in the PTX: {sorted(flushing)}"
+    conversions = {op for op in opcodes if op.startswith("cvt.") and (".f32" in op or ".f16" in op)}
+    assert conversions == ({"cvt.rn.f32.f64", "cvt.rn.f16.f32"} if cvt == "hardware" else set()), conversions
     assert "div.rn.f64" in opcodes and "sqrt.rn.f64" in opcodes and "mul.rn.f64" in opcodes

@@ -20,6 +20,9 @@ DTYPE_CODES = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 3}
 #: ndtri evaluation variants (WI_NDTRI_*): same bits, different speed on a GPU.
 NDTRI_VARIANTS = {"branchy": 0, "select": 1}
 DEFAULT_NDTRI = "select"
+#: float64 -> float32 / float16 conversion variants (WI_CVT_*): same bits, different speed on a GPU.
+CVT_VARIANTS = {"integer": 0, "hardware": 1}
+DEFAULT_CVT = "integer"
 #: Kernel arguments p0..p6: every kind's parameters, zero-padded.
 N_PARAMS = 7
 
@@ -41,16 +44,18 @@ def kernel_name(kind: str, dtype: str) -> str:
 KERNEL_NAMES = tuple(kernel_name(kind, dtype) for kind in KIND_CODES for dtype in DTYPE_CODES)
 
 
-def cuda_source(ndtri: str = DEFAULT_NDTRI) -> str:
-    """The .cu file with the header inlined (so NVRTC needs no include path) and the ndtri variant fixed."""
+def cuda_source(ndtri: str = DEFAULT_NDTRI, cvt: str = DEFAULT_CVT) -> str:
+    """The .cu file with the header inlined (so NVRTC needs no include path) and the variants fixed."""
     if ndtri not in NDTRI_VARIANTS:
         raise ValueError(f"unknown ndtri variant {ndtri!r}; choose {', '.join(NDTRI_VARIANTS)}")
+    if cvt not in CVT_VARIANTS:
+        raise ValueError(f"unknown conversion variant {cvt!r}; choose {', '.join(CVT_VARIANTS)}")
     header = HEADER.read_text(encoding="utf-8")
     body = KERNELS.read_text(encoding="utf-8")
     include = '#include "weightinit_kernels.cuh"'
     if include not in body:  # pragma: no cover - guards an edit of the .cu file
         raise RuntimeError(f"{KERNELS.name} no longer includes {HEADER.name}")
-    prelude = f"#define WI_NDTRI {NDTRI_VARIANTS[ndtri]}\n"
+    prelude = f"#define WI_NDTRI {NDTRI_VARIANTS[ndtri]}\n#define WI_CVT {CVT_VARIANTS[cvt]}\n"
     return prelude + body.replace(include, header, 1)
 
 

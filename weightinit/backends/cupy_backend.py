@@ -29,7 +29,7 @@ except Exception as error:  # a broken CUDA install can raise other errors at im
 
 from ..engine.transforms import Kernel
 from .base import Backend, BackendUnavailable, cpu_threads, shared_pool, storage_dtype
-from .cuda_source import (DEFAULT_NDTRI, KERNEL_NAMES, NVRTC_OPTIONS, cuda_source, kernel_name,
+from .cuda_source import (DEFAULT_CVT, DEFAULT_NDTRI, KERNEL_NAMES, NVRTC_OPTIONS, cuda_source, kernel_name,
                           padded_params)
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ class CupyBackend(Backend):
 
     name = "cupy"
 
-    def __init__(self, device_id: int = 0, chunk_bytes: int = DEFAULT_CHUNK_BYTES, ndtri: str = DEFAULT_NDTRI):
+    def __init__(self, device_id: int = 0, chunk_bytes: int = DEFAULT_CHUNK_BYTES, ndtri: str = DEFAULT_NDTRI,
+                 cvt: str = DEFAULT_CVT):
         count = _device_count()
         if count <= 0:
             raise BackendUnavailable("cupy imports but reports no CUDA device")
@@ -63,6 +64,7 @@ class CupyBackend(Backend):
             raise BackendUnavailable(f"CUDA device {device_id} requested, {count} present")
         self.device_id = device_id
         self.ndtri = ndtri
+        self.cvt = cvt
         #: Grid-stride launches use at most this many thread blocks per multiprocessor.
         self.blocks_per_sm = BLOCKS_PER_SM
         self.chunk_bytes = max(1 << 16, int(chunk_bytes)) & ~31
@@ -75,7 +77,7 @@ class CupyBackend(Backend):
         self._sm_count = int(props.get("multiProcessorCount", 1)) or 1
         try:
             with cupy.cuda.Device(device_id):
-                self._module = cupy.RawModule(code=cuda_source(ndtri), options=NVRTC_OPTIONS)
+                self._module = cupy.RawModule(code=cuda_source(ndtri, cvt), options=NVRTC_OPTIONS)
                 # get_function compiles the module (NVRTC) and loads it on this device.
                 self._kernels = {name: self._module.get_function(name) for name in KERNEL_NAMES}
                 self._streams = (cupy.cuda.Stream(non_blocking=True), cupy.cuda.Stream(non_blocking=True))
@@ -86,8 +88,8 @@ class CupyBackend(Backend):
         self._lock = threading.Lock()
         self._device_buffers: list = []
         self._pinned: list = []
-        log.info("cupy backend on %s (device %d, %d SMs), ndtri=%s", self._device_name, device_id, self._sm_count,
-                 ndtri)
+        log.info("cupy backend on %s (device %d, %d SMs), ndtri=%s, cvt=%s", self._device_name, device_id,
+                 self._sm_count, ndtri, cvt)
 
     @property
     def device(self) -> str:

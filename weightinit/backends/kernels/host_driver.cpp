@@ -9,36 +9,36 @@
 
 namespace {
 
-template <int KIND, int DTYPE, int NDTRI>
+template <int KIND, int DTYPE, int NDTRI, int CVT>
 void fill_range(const double* params, wi_u64 key0, wi_u64 key1, wi_i64 start, wi_i64 n, void* out) {
     typedef typename wi_storage<DTYPE>::type T;
     if (n <= 0) return;
     const wi_u64 first = (wi_u64)start >> 2;
     const wi_u64 blocks = (((wi_u64)(start + n) + 3ull) >> 2) - first;
     for (wi_u64 t = 0; t < blocks; ++t)
-        wi_fill_block<KIND, DTYPE, NDTRI>(params, key0, key1, first + t, start, n, static_cast<T*>(out),
+        wi_fill_block<KIND, DTYPE, NDTRI, CVT>(params, key0, key1, first + t, start, n, static_cast<T*>(out),
                                           WI_NDTRI_TABLE, false);
 }
 
-template <int KIND, int NDTRI>
+template <int KIND, int NDTRI, int CVT>
 int fill_dtype(int dtype, const double* params, wi_u64 key0, wi_u64 key1, wi_i64 start, wi_i64 n, void* out) {
     switch (dtype) {
-        case WI_DTYPE_FLOAT32: fill_range<KIND, WI_DTYPE_FLOAT32, NDTRI>(params, key0, key1, start, n, out); return 0;
-        case WI_DTYPE_FLOAT64: fill_range<KIND, WI_DTYPE_FLOAT64, NDTRI>(params, key0, key1, start, n, out); return 0;
-        case WI_DTYPE_FLOAT16: fill_range<KIND, WI_DTYPE_FLOAT16, NDTRI>(params, key0, key1, start, n, out); return 0;
-        case WI_DTYPE_BFLOAT16: fill_range<KIND, WI_DTYPE_BFLOAT16, NDTRI>(params, key0, key1, start, n, out); return 0;
+        case WI_DTYPE_FLOAT32: fill_range<KIND, WI_DTYPE_FLOAT32, NDTRI, CVT>(params, key0, key1, start, n, out); return 0;
+        case WI_DTYPE_FLOAT64: fill_range<KIND, WI_DTYPE_FLOAT64, NDTRI, CVT>(params, key0, key1, start, n, out); return 0;
+        case WI_DTYPE_FLOAT16: fill_range<KIND, WI_DTYPE_FLOAT16, NDTRI, CVT>(params, key0, key1, start, n, out); return 0;
+        case WI_DTYPE_BFLOAT16: fill_range<KIND, WI_DTYPE_BFLOAT16, NDTRI, CVT>(params, key0, key1, start, n, out); return 0;
         default: return -2;
     }
 }
 
-template <int NDTRI>
+template <int NDTRI, int CVT>
 int fill_kind(int kind, int dtype, const double* params, wi_u64 key0, wi_u64 key1, wi_i64 start, wi_i64 n,
               void* out) {
     switch (kind) {
-        case WI_KIND_UNIFORM: return fill_dtype<WI_KIND_UNIFORM, NDTRI>(dtype, params, key0, key1, start, n, out);
-        case WI_KIND_NORMAL: return fill_dtype<WI_KIND_NORMAL, NDTRI>(dtype, params, key0, key1, start, n, out);
+        case WI_KIND_UNIFORM: return fill_dtype<WI_KIND_UNIFORM, NDTRI, CVT>(dtype, params, key0, key1, start, n, out);
+        case WI_KIND_NORMAL: return fill_dtype<WI_KIND_NORMAL, NDTRI, CVT>(dtype, params, key0, key1, start, n, out);
         case WI_KIND_TRUNCATED_NORMAL:
-            return fill_dtype<WI_KIND_TRUNCATED_NORMAL, NDTRI>(dtype, params, key0, key1, start, n, out);
+            return fill_dtype<WI_KIND_TRUNCATED_NORMAL, NDTRI, CVT>(dtype, params, key0, key1, start, n, out);
         default: return -1;
     }
 }
@@ -56,16 +56,25 @@ double value_of(int kind, const double* params, wi_u64 word) {
 
 extern "C" {
 
-int wi_host_abi_version() { return 1; }
+int wi_host_abi_version() { return 2; }
 
 // Elements [start, start + n) of kind (WI_KIND_*) under key (key0, key1), as
-// storage bits of dtype (WI_DTYPE_*) in out; ndtri selects WI_NDTRI_*.
-// Returns 0, or a negative number for an unknown kind / dtype / ndtri.
+// storage bits of dtype (WI_DTYPE_*) in out; ndtri selects WI_NDTRI_*, cvt WI_CVT_*.
+// Returns 0, or a negative number for an unknown kind / dtype / variant or a bad range.
 int wi_host_fill(int kind, const double* params, wi_u64 key0, wi_u64 key1, wi_i64 start, wi_i64 n, int dtype,
-                 void* out, int ndtri) {
+                 void* out, int ndtri, int cvt) {
     if (start < 0 || n < 0) return -4;
-    if (ndtri == WI_NDTRI_SELECT) return fill_kind<WI_NDTRI_SELECT>(kind, dtype, params, key0, key1, start, n, out);
-    if (ndtri == WI_NDTRI_BRANCHY) return fill_kind<WI_NDTRI_BRANCHY>(kind, dtype, params, key0, key1, start, n, out);
+    if (cvt != WI_CVT_INTEGER && cvt != WI_CVT_HARDWARE) return -5;
+    if (ndtri == WI_NDTRI_SELECT) {
+        return cvt == WI_CVT_HARDWARE
+                   ? fill_kind<WI_NDTRI_SELECT, WI_CVT_HARDWARE>(kind, dtype, params, key0, key1, start, n, out)
+                   : fill_kind<WI_NDTRI_SELECT, WI_CVT_INTEGER>(kind, dtype, params, key0, key1, start, n, out);
+    }
+    if (ndtri == WI_NDTRI_BRANCHY) {
+        return cvt == WI_CVT_HARDWARE
+                   ? fill_kind<WI_NDTRI_BRANCHY, WI_CVT_HARDWARE>(kind, dtype, params, key0, key1, start, n, out)
+                   : fill_kind<WI_NDTRI_BRANCHY, WI_CVT_INTEGER>(kind, dtype, params, key0, key1, start, n, out);
+    }
     return -3;
 }
 
@@ -103,6 +112,10 @@ void wi_host_values(int kind, const double* params, const wi_u64* words, wi_i64 
 
 void wi_host_f64_to_f32(const double* x, wi_i64 n, wi_u32* out) {
     for (wi_i64 i = 0; i < n; ++i) out[i] = wi_f64_to_f32_bits(x[i]);
+}
+
+void wi_host_f64_to_f32_hw(const double* x, wi_i64 n, wi_u32* out) {
+    for (wi_i64 i = 0; i < n; ++i) out[i] = wi_f64_to_f32_bits_hw(x[i]);
 }
 
 void wi_host_f32_to_f16(const wi_u32* x, wi_i64 n, wi_u16* out) {

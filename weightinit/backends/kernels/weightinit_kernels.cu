@@ -30,7 +30,7 @@ __device__ __forceinline__ void wi_fill_range(double p0, double p1, double p2, d
     const bool vector_store = (start & 3) == 0 && ((unsigned long long)out % (4 * sizeof(T))) == 0;
     const wi_u64 stride = (wi_u64)gridDim.x * blockDim.x;
     for (wi_u64 t = (wi_u64)blockIdx.x * blockDim.x + threadIdx.x; t < blocks; t += stride)
-        wi_fill_block<KIND, DTYPE, WI_NDTRI>(params, key0, key1, first + t, start, n, out, table, vector_store);
+        wi_fill_block<KIND, DTYPE, WI_NDTRI, WI_CVT>(params, key0, key1, first + t, start, n, out, table, vector_store);
 }
 
 #define WI_KERNEL(kind_name, KIND, dtype_name, DTYPE)                                                          \

@@ -361,18 +361,58 @@ WI_FN wi_u16 wi_f32_to_f16_bits(wi_u32 f) {
 // bfloat16 bits of the float32 with bits f: (f + 0x7FFF + ((f >> 16) & 1)) >> 16.
 WI_FN wi_u16 wi_f32_to_bf16_bits(wi_u32 f) { return (wi_u16)((f + 0x7FFFu + ((f >> 16) & 1u)) >> 16); }
 
+// Which float64 -> float32 / float32 -> float16 conversion the kernels use. Both
+// give the bits above:
+//   WI_CVT_INTEGER (0): the integer functions above, everywhere;
+//   WI_CVT_HARDWARE (1): on the GPU, the conversion instructions written as inline
+//     PTX without .ftz (CuPy's -ftz=true only adds .ftz to instructions the
+//     compiler generates), and for float32 only where |x| >= 2**-126, so that no
+//     float32 subnormal result ever comes from an instruction; the integer path
+//     below that. On the host, float32 uses the C++ cast (IEEE, SSE/NEON) for
+//     |x| >= 2**-126 and float16 stays integer.
+#define WI_CVT_INTEGER 0
+#define WI_CVT_HARDWARE 1
+#ifndef WI_CVT
+#define WI_CVT WI_CVT_INTEGER
+#endif
+
+WI_FN wi_u32 wi_f64_to_f32_bits_hw(double x) {
+    if (!(wi_fabs(x) >= 0x1p-126)) return wi_f64_to_f32_bits(x);  // small, zero or NaN
+#ifdef WI_GPU
+    float single;
+    asm("cvt.rn.f32.f64 %0, %1;" : "=f"(single) : "d"(x));
+    return __float_as_uint(single);
+#else
+    const float single = (float)x;
+    wi_u32 bits;
+    __builtin_memcpy(&bits, &single, 4);
+    return bits;
+#endif
+}
+
+WI_FN wi_u16 wi_f32_to_f16_bits_hw(wi_u32 f) {
+#ifdef WI_GPU
+    unsigned short half;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(half) : "f"(__uint_as_float(f)));
+    return (wi_u16)half;
+#else
+    return wi_f32_to_f16_bits(f);
+#endif
+}
+
 template <int DTYPE> struct wi_storage { typedef wi_u32 type; };
 template <> struct wi_storage<WI_DTYPE_FLOAT64> { typedef wi_u64 type; };
 template <> struct wi_storage<WI_DTYPE_FLOAT16> { typedef wi_u16 type; };
 template <> struct wi_storage<WI_DTYPE_BFLOAT16> { typedef wi_u16 type; };
 
 // The bits stored for value x (float64 keeps its own bits).
-template <int DTYPE>
+template <int DTYPE, int CVT>
 WI_FN typename wi_storage<DTYPE>::type wi_to_storage(double x) {
     typedef typename wi_storage<DTYPE>::type T;
     if (DTYPE == WI_DTYPE_FLOAT64) return (T)wi_dbits(x);
-    const wi_u32 single = wi_f64_to_f32_bits(x);
-    if (DTYPE == WI_DTYPE_FLOAT16) return (T)wi_f32_to_f16_bits(single);
+    const wi_u32 single = CVT == WI_CVT_HARDWARE ? wi_f64_to_f32_bits_hw(x) : wi_f64_to_f32_bits(x);
+    if (DTYPE == WI_DTYPE_FLOAT16) return (T)(CVT == WI_CVT_HARDWARE ? wi_f32_to_f16_bits_hw(single)
+                                                                     : wi_f32_to_f16_bits(single));
     if (DTYPE == WI_DTYPE_BFLOAT16) return (T)wi_f32_to_bf16_bits(single);
     return (T)single;
 }
@@ -401,7 +441,7 @@ template <> struct wi_vec4<wi_u64> {
 };
 #endif
 
-template <int KIND, int DTYPE, int NDTRI>
+template <int KIND, int DTYPE, int NDTRI, int CVT>
 WI_FN void wi_fill_block(const double* params, wi_u64 key0, wi_u64 key1, wi_u64 block, wi_i64 start, wi_i64 n,
                          typename wi_storage<DTYPE>::type* out, const double* table, bool vector_store) {
     typedef typename wi_storage<DTYPE>::type T;
@@ -409,7 +449,7 @@ WI_FN void wi_fill_block(const double* params, wi_u64 key0, wi_u64 key1, wi_u64 
     wi_philox4x64_10(block, 0ull, 0ull, 0ull, key0, key1, words);
     T bits[4];
     WI_UNROLL
-    for (int lane = 0; lane < 4; ++lane) bits[lane] = wi_to_storage<DTYPE>(wi_value<KIND, NDTRI>(params, words[lane], table));
+    for (int lane = 0; lane < 4; ++lane) bits[lane] = wi_to_storage<DTYPE, CVT>(wi_value<KIND, NDTRI>(params, words[lane], table));
     const wi_i64 base = (wi_i64)(block * 4ull) - start;
 #ifdef WI_GPU
     if (vector_store && base >= 0 && base + 4 <= n) {
