@@ -120,13 +120,21 @@ class _TensorReceiver:
 
 
 def _retryable(error: grpc.RpcError) -> bool:
-    return isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.UNAVAILABLE
+    """UNAVAILABLE (server down, connection dropped), and the server's transient stream limit."""
+    if not isinstance(error, grpc.RpcError):
+        return False
+    if error.code() == grpc.StatusCode.UNAVAILABLE:
+        return True
+    if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return any(v.field == "concurrent_streams" for v in field_violations(error))
+    return False
 
 
 class Client:
     """Client of a weightinit server at ``target`` (``host:port``).
 
-    ``max_attempts`` bounds the tries of one call on ``UNAVAILABLE`` (counted
+    ``max_attempts`` bounds the tries of one call on ``UNAVAILABLE`` or a full
+    server (``RESOURCE_EXHAUSTED`` for concurrent streams) (counted
     afresh whenever a stream makes progress), with exponential backoff from
     ``initial_backoff`` to ``max_backoff`` seconds and jitter. ``timeout`` is
     the deadline of each RPC attempt (None: no deadline).

@@ -147,3 +147,26 @@ def test_receiver_rejects_gaps_overruns_and_missing_headers():
         receiver.accept(None, 2, memoryview(b"\0" * 12), b"")
     with pytest.raises(IntegrityError, match="whole number"):
         receiver.accept(None, 2, memoryview(b"\0" * 3), b"")
+
+
+def test_waits_out_a_full_server_with_backoff(make_server):
+    from weightinit.server import convert
+    from weightinit.v1 import initializer_service_pb2 as pb
+
+    running = make_server(max_concurrent_streams=1)
+    with grpc.insecure_channel(running.target) as channel:
+        stub = channel.unary_stream(f"/{SERVICE_NAME}/Generate",
+                                    request_serializer=pb.GenerateRequest.SerializeToString,
+                                    response_deserializer=None)
+        hog = stub(pb.GenerateRequest(spec=convert.spec_from_any({"scheme": "uniform", "shape": [1 << 31]})))
+        next(hog)
+        threading.Timer(0.6, hog.cancel).start()
+        with Client(running.target, max_attempts=10, initial_backoff=0.1, timeout=30) as client:
+            assert client.generate({"scheme": "ones", "shape": [2]}).tolist() == [1.0, 1.0]
+        with Client(running.target, max_attempts=1) as impatient:
+            hog2 = stub(pb.GenerateRequest(spec=convert.spec_from_any({"scheme": "uniform", "shape": [1 << 31]})))
+            next(hog2)
+            with pytest.raises(grpc.RpcError) as caught:
+                impatient.generate({"scheme": "ones", "shape": [2]})
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            hog2.cancel()
