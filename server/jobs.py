@@ -16,7 +16,7 @@ from weightinit.v1 import initializer_service_pb2 as pb
 from weightinit.v1 import spec_pb2
 
 from . import convert
-from .errors import RequestError, Violation, exhausted, invalid
+from .errors import Violation, exhausted, invalid
 
 MIB = 1 << 20
 #: Most violations reported for one request.

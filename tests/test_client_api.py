@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import weightinit as wi
-from weightinit.client import Client, LocalClient, core
+from weightinit.client import Client, core
 
 pytestmark = pytest.mark.service
 

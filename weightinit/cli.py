@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 
