@@ -24,6 +24,7 @@ on first use per output dtype.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -34,6 +35,19 @@ from numba.extending import intrinsic, overload
 from ..engine import transforms as T
 from ..engine.philox import MULTIPLIERS, SUBSTREAM_VALUES, WEYL
 from .base import BLOCK_ELEMENTS, BlockedCpuBackend, shared_pool, storage_dtype
+
+log = logging.getLogger(__name__)
+
+
+def _kernel_jit(fn):
+    """nogil (the shared pool runs blocks in parallel), IEEE division (error_model='numpy': no
+    zero check, so loops vectorise), no fastmath, cached on disk where Numba finds a writable
+    cache directory (else compiled once per process)."""
+    try:
+        return njit(nogil=True, cache=True, error_model="numpy")(fn)
+    except RuntimeError as why:  # no writable cache location
+        log.info("numba backend: no disk cache for %s: %s", fn.__name__, why)
+        return njit(nogil=True, cache=False, error_model="numpy")(fn)
 
 # ---------------------------------------------------------------------------
 # Bit-level helpers (LLVM intrinsics: one instruction each, vectorisable).
@@ -139,7 +153,7 @@ def _philox_pair(a0, b0, c1, k0, k1):
     return a0, a1, a2, a3, b0, b1, b2, b3
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@_kernel_jit
 def philox_into(k0, k1, c1, start, count, buf):
     """Words ``[start, start + count)`` of substream ``c1`` under key (k0, k1) into ``buf[:count]``.
 
@@ -405,7 +419,7 @@ def _store_overload(out, i, x):
 CHUNK_WORDS = 2048
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@_kernel_jit
 def fill_uniform(k0, k1, c1, start, low, width, out):
     """out[i] = storage(low + width * uniform01(word start + i))."""
     n = out.size
@@ -469,13 +483,13 @@ def _normal_family(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, o
         pos += m
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@_kernel_jit
 def fill_normal(k0, k1, c1, start, mean, std, out):
     """out[i] = storage(mean + std * ndtri(open_uniform(word start + i)))."""
     _normal_family(k0, k1, c1, start, mean, std, 0.0, 1.0, 1.0, 0.0, 0.0, out, False)
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@_kernel_jit
 def fill_truncated_normal(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, out):
     """out[i] = storage(clamp(mean + std * (sign * ndtri(p_low + open_uniform(w) * p_width)), lo, hi))."""
     _normal_family(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, out, True)
@@ -505,13 +519,14 @@ def fill(kernel: T.Kernel, key: tuple[int, int], start: int, out: np.ndarray, dt
         return
     target = _compiled_out(out, dtype)
     k0, k1, c1 = np.uint64(key[0]), np.uint64(key[1]), np.uint64(substream)
-    p = kernel.params
+    p = [float(value) for value in kernel.params]
+    start = int(start)
     if kernel.kind == T.UNIFORM:
         fill_uniform(k0, k1, c1, start, p[0], p[1], target)
     elif kernel.kind == T.NORMAL:
         fill_normal(k0, k1, c1, start, p[0], p[1], target)
     elif kernel.kind == T.TRUNCATED_NORMAL:
-        fill_truncated_normal(k0, k1, c1, start, *p, target)
+        fill_truncated_normal(k0, k1, c1, start, p[0], p[1], p[2], p[3], p[4], p[5], p[6], target)
     else:
         raise ValueError(f"unknown kernel kind {kernel.kind!r}")
 
