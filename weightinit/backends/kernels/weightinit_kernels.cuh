@@ -12,8 +12,9 @@
 //
 // No float32 arithmetic is done anywhere: CuPy always compiles with -ftz=true,
 // which flushes float32 subnormals, so float64 values are rounded to float32 /
-// float16 / bfloat16 bit patterns with integer round-to-nearest-even. FTZ does
-// not affect float64.
+// float16 / bfloat16 bit patterns with integer round-to-nearest-even (or, with
+// WI_CVT_HARDWARE, by inline-PTX cvt.rn instructions that carry no .ftz, and
+// never where a float32 subnormal could result). FTZ does not affect float64.
 //
 // Self-contained: no #include, so NVRTC needs no header search path.
 #ifndef WEIGHTINIT_KERNELS_CUH
