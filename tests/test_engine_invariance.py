@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +20,8 @@ import engine_support as support
 import weightinit as wi
 from weightinit.backends.base import BLOCK_ELEMENTS
 from weightinit.spec import DTYPES, SCHEMES
+
+ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes (test extra) is the independent bfloat16 rounding")
 
 PROPERTY = settings(derandomize=True, max_examples=120, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

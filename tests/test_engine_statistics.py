@@ -488,7 +488,7 @@ def test_eye_equals_torch(shape):
 def test_delta_orthogonal_centre_orthogonal_zeros_elsewhere(shape, layout):
     w = gen("delta_orthogonal", shape, seed=17, name="delta", layout=layout)
     if layout == "torch":
-        spatial, centre_slice = shape[2:], None
+        spatial = shape[2:]
         centre = tuple((k - 1) // 2 for k in spatial)
         q = w[(slice(None), slice(None)) + centre]           # (out, in)
         rest = w.copy()
