@@ -295,3 +295,20 @@ def test_valid_edge_values_are_accepted():
     spec_from_dict(bad("orthogonal", [3, 4], {"column_axis": -2}))
     assert np.isfinite(wi.generate(bad("truncated_normal", [64], {"lower": 30.0, "upper": 30.5, "bounds": "std"},
                                        dtype="float64"))).all()
+
+
+@pytest.mark.parametrize("spec", [
+    {"scheme": "uniform", "shape": [3], "params": {"low": -1e308, "high": 1e308}},
+    {"scheme": "normal", "shape": [3], "params": {"std": 1e39}},
+    {"scheme": "normal", "shape": [3], "dtype": "float16", "params": {"std": 1e4}},
+    {"scheme": "variance_scaling", "shape": [3, 3], "params": {"scale": 1e308, "distribution": "uniform"}},
+], ids=["uniform-width-overflow", "float32-std-overflow", "float16-std-overflow", "scale-overflow"])
+def test_parameters_whose_values_overflow_the_dtype_are_rejected(spec):
+    with pytest.raises(wi.SpecError) as caught:
+        wi.spec_from_dict(spec)
+    assert caught.value.field == "params"
+
+
+def test_large_but_representable_parameters_are_accepted():
+    assert wi.generate({"scheme": "normal", "shape": [64], "dtype": "float16", "params": {"std": 1000.0}}).max() < 65504
+    assert np.isfinite(wi.generate({"scheme": "normal", "shape": [64], "params": {"std": 1e37}})).all()

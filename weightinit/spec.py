@@ -348,6 +348,30 @@ def _check_scheme_rules(spec: TensorSpec) -> None:
             raise SpecError("shape", f"delta_orthogonal needs out channels ({fan_out}) >= in channels ({fan_in})")
 
 
+#: Largest finite value of each dtype.
+DTYPE_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308,
+             "float16": 65504.0, "bfloat16": 3.3895313892515355e38}
+
+
+def _check_values_fit(spec: TensorSpec) -> None:
+    """Finite parameters can still derive scalars whose values overflow (a uniform of width
+    2e308, std 1e39 in float32): reject those rather than hand out inf or NaN weights."""
+    if not spec.info.random or spec.info.dense or spec.numel == 0:
+        return
+    from .engine.schemes import BUILDERS, RandomPlan  # the derived scalars live with the schemes
+    from .engine.transforms import kernel_magnitude
+
+    plan = BUILDERS[spec.scheme](spec, None)
+    if not isinstance(plan, RandomPlan):
+        return
+    magnitude = kernel_magnitude(plan.kernel)
+    if not math.isfinite(magnitude):
+        raise SpecError("params", "the scale or bounds derived from these parameters overflow binary64")
+    if magnitude > DTYPE_MAX[spec.dtype]:
+        raise SpecError("params", f"these parameters give values up to {magnitude:g} in magnitude, beyond the "
+                                  f"largest finite {spec.dtype} ({DTYPE_MAX[spec.dtype]:g})")
+
+
 def truncation_std_units(p: Mapping[str, Any]) -> tuple[float, float]:
     """The truncation interval of a truncated_normal in units of std around the mean."""
     if p["bounds"] == "std":
@@ -412,6 +436,7 @@ def spec_from_dict(data: Mapping[str, Any] | TensorSpec, limits: Limits | None =
         stream=stream_id_from_name(name) if stream is None else _uint64(stream, "stream"),
     )
     _check_scheme_rules(spec)
+    _check_values_fit(spec)
     if limits is not None:
         check_limits(spec, limits)
     return spec

@@ -254,6 +254,20 @@ def truncated_mass(alpha: float, beta: float) -> float:
     return truncated_normal_kernel(0.0, 1.0, alpha, beta).params[3]
 
 
+#: Largest |ndtri(open_uniform(w))| over all words: ndtri(2**-53) is about -8.13.
+MAX_ABS_NORMAL_DEVIATE = 8.2
+
+
+def kernel_magnitude(kernel: Kernel) -> float:
+    """An upper bound on |value| over all words (inf or NaN if the scalars overflow)."""
+    p = kernel.params
+    if kernel.kind == UNIFORM:
+        return max(abs(p[0]), abs(p[0] + p[1]))
+    if kernel.kind == NORMAL:
+        return abs(p[0]) + MAX_ABS_NORMAL_DEVIATE * p[1]
+    return max(abs(p[5]), abs(p[6]))
+
+
 def apply_kernel(kernel: Kernel, words: np.ndarray) -> np.ndarray:
     """The reference float64 values of ``kernel`` for ``words``."""
     p = kernel.params
