@@ -1,9 +1,11 @@
 """Service benchmark over loopback; prints one table. Run: python benchmarks/service.py [--quick]
 
 1. Throughput: a 256 MiB float32 tensor via Client.generate (decode, copy into the
-   preallocated array, SHA-256 check) beside a no-op grpcio stream of the same chunk
-   size in the same run (a server yielding one prebuilt message of the same size; the
-   client only counts bytes), and the ratio.
+   preallocated array, SHA-256 check) beside no-op grpcio streams of the same chunk
+   size in the same run, and the ratios: "raw" yields one prebuilt serialized message
+   and the client only counts bytes (the ceiling); "protobuf" builds a GenerateResponse
+   per chunk and the client parses it (plain grpcio usage). Also: the no-op stream
+   through Client.generate (client cost alone) and the engine alone (no I/O).
 2. Latency of small tensors (one Generate call each).
 3. A 161-tensor ResNet-50-like manifest: one GenerateModel vs 161 Generate calls.
 4. Server peak RSS (VmHWM) while streaming 2 GiB, against the same after 256 MiB.
@@ -41,6 +43,7 @@ def noop_server(chunk_bytes: int, count: int) -> None:
 
     import weightinit as wi
     from weightinit.server import jobs, wire
+    from weightinit.v1 import initializer_service_pb2 as pb
 
     payload = bytes(chunk_bytes)
     message = wire.encode_chunk(wire.GENERATE, data=payload, offset=1 << 20)
@@ -56,13 +59,18 @@ def noop_server(chunk_bytes: int, count: int) -> None:
         for _ in range(count):
             yield message
 
+    def proto(request, context):  # the textbook way: a message object per chunk, protobuf serializes it
+        for i in range(count):
+            yield pb.GenerateResponse(offset=i * elements, data=payload)
+
     def valid(request, context):
         for i in range(count):
             yield wire.encode_chunk(wire.GENERATE, data=payload, offset=i * elements,
                                     header=header if i == 0 else None, sha256=digest if i == count - 1 else None)
 
     handler = grpc.method_handlers_generic_handler("weightinit.v1.InitializerService", {
-        "Raw": grpc.unary_stream_rpc_method_handler(raw), "Generate": grpc.unary_stream_rpc_method_handler(valid)})
+        "Raw": grpc.unary_stream_rpc_method_handler(raw), "Generate": grpc.unary_stream_rpc_method_handler(valid),
+        "Proto": grpc.unary_stream_rpc_method_handler(proto, response_serializer=pb.GenerateResponse.SerializeToString)})
     server = grpc.server(futures.ThreadPoolExecutor(4), options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -146,7 +154,19 @@ def main() -> None:
                     received += len(message)
                 return received / (time.perf_counter() - began) / 1e9
 
+            from weightinit.v1 import initializer_service_pb2 as pb
+
+            proto_stream = channel.unary_stream(SERVICE.replace("Raw", "Proto"), request_serializer=None,
+                                                response_deserializer=pb.GenerateResponse.FromString)
+
+            def run_noop_proto() -> float:
+                began, received = time.perf_counter(), 0
+                for message in proto_stream(b""):
+                    received += len(message.data)
+                return received / (time.perf_counter() - began) / 1e9
+
             run_noop()  # warm up
+            run_noop_proto()
             with Client(noop.target) as noop_client, Client(server.target) as client:
                 zeros = {"scheme": "zeros", "shape": [total // 4]}
 
@@ -163,9 +183,10 @@ def main() -> None:
                     array = client.generate(spec, chunk_elements=chunk_elements)
                     return array.nbytes / (time.perf_counter() - began) / 1e9
 
-                noop_rates, noop_client_rates, client_rates = [], [], []
+                noop_rates, proto_rates, noop_client_rates, client_rates = [], [], [], []
                 for _ in range(reps):  # interleaved, so all see the same machine state
                     noop_rates.append(run_noop())
+                    proto_rates.append(run_noop_proto())
                     noop_client_rates.append(run_noop_client())
                     client_rates.append(run_client())
 
@@ -228,10 +249,14 @@ def main() -> None:
     print()
     print(f"{'measurement':<58} {'value':>14}")
     print("-" * 73)
-    print(f"{'no-op grpcio stream, best / median (GB/s)':<58} {noop_best:>6.2f} / {noop_med:<5.2f}")
+    print(f"{'no-op grpcio stream, raw bytes, best / median (GB/s)':<58} {noop_best:>6.2f} / {noop_med:<5.2f}")
     print(f"{'Client.generate 256 MiB f32, verified, best / median (GB/s)':<58} {client_best:>6.2f} / {client_med:<5.2f}")
-    print(f"{'ratio client / no-op (best, median)':<58} {client_best / noop_best:>6.2f} / "
+    print(f"{'ratio client / raw no-op (best, median)':<58} {client_best / noop_best:>6.2f} / "
           f"{client_med / noop_med:<5.2f}")
+    proto_best, proto_med = max(proto_rates), statistics.median(proto_rates)
+    print(f"{'no-op stream of protobuf messages, best / median (GB/s)':<58} {proto_best:>6.2f} / {proto_med:<5.2f}")
+    print(f"{'ratio client / protobuf no-op (best, median)':<58} {client_best / proto_best:>6.2f} / "
+          f"{client_med / proto_med:<5.2f}")
     print(f"{'no-op stream through Client.generate (verified) (GB/s)':<58} {max(noop_client_rates):>14.2f}")
     print(f"{'engine alone, same tensor and chunks, no I/O (GB/s)':<58} {engine_rate:>14.2f}")
     print(f"{'ratio client / engine alone':<58} {client_best / engine_rate:>14.2f}")
