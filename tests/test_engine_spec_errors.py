@@ -312,3 +312,10 @@ def test_parameters_whose_values_overflow_the_dtype_are_rejected(spec):
 def test_large_but_representable_parameters_are_accepted():
     assert wi.generate({"scheme": "normal", "shape": [64], "dtype": "float16", "params": {"std": 1000.0}}).max() < 65504
     assert np.isfinite(wi.generate({"scheme": "normal", "shape": [64], "params": {"std": 1e37}})).all()
+
+
+@pytest.mark.parametrize("field, value", [("in_axis", 0), ("out_axis", 1), ("batch_axis", [0])])
+def test_axis_fields_without_axes_layout_are_rejected(field, value):
+    with pytest.raises(wi.SpecError) as caught:
+        wi.spec_from_dict({"scheme": "kaiming_normal", "shape": [4, 4, 3], "layout": "torch", field: value})
+    assert caught.value.field == field

@@ -313,6 +313,11 @@ def _params(scheme: SchemeInfo, raw) -> dict:
 def _check_scheme_rules(spec: TensorSpec) -> None:
     """Rules that relate the parameters to each other and to the shape."""
     info, p, rank = spec.info, spec.params, len(spec.shape)
+    if spec.layout != "axes":
+        for name, value, default in (("in_axis", spec.in_axis, -2), ("out_axis", spec.out_axis, -1),
+                                     ("batch_axis", spec.batch_axis, ())):
+            if value != default:
+                raise SpecError(name, f"is only used with layout=axes (layout is {spec.layout})")
     if info.ranks is not None and rank not in info.ranks:
         allowed = ", ".join(f"{r}-D" for r in info.ranks)
         raise SpecError("shape", f"{spec.scheme} needs a {allowed} shape, got {rank}-D")
