@@ -250,7 +250,8 @@ def main() -> None:
     print(f"{'measurement':<58} {'value':>14}")
     print("-" * 73)
     print(f"{'no-op grpcio stream, raw bytes, best / median (GB/s)':<58} {noop_best:>6.2f} / {noop_med:<5.2f}")
-    print(f"{'Client.generate 256 MiB f32, verified, best / median (GB/s)':<58} {client_best:>6.2f} / {client_med:<5.2f}")
+    label = f"Client.generate {total // MIB} MiB f32, verified, best / median (GB/s)"
+    print(f"{label:<58} {client_best:>6.2f} / {client_med:<5.2f}")
     print(f"{'ratio client / raw no-op (best, median)':<58} {client_best / noop_best:>6.2f} / "
           f"{client_med / noop_med:<5.2f}")
     proto_best, proto_med = max(proto_rates), statistics.median(proto_rates)
