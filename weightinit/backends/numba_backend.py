@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 
 import numpy as np
 from llvmlite import ir
@@ -498,7 +499,10 @@ def fill_truncated_normal(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo
 # ---------------------------------------------------------------------------
 # The backend.
 
-_MIN_SPLIT = 2 * BLOCK_ELEMENTS  # below this a range runs on the calling thread
+#: Smallest part of a range handed to a thread (a multiple of 4 words: no block computed twice).
+MIN_PART = BLOCK_ELEMENTS
+#: Parts per thread: a few, so a thread slowed by other work gets fewer of them.
+PARTS_PER_THREAD = 4
 
 
 def _compiled_out(out: np.ndarray, dtype: str) -> np.ndarray:
@@ -550,19 +554,31 @@ class NumbaBackend(BlockedCpuBackend):
             out[...] = staged.reshape(out.shape)
             return
         count = out.size
-        parts = min(self.threads, count // (_MIN_SPLIT // 2)) if count >= _MIN_SPLIT else 1
-        if parts <= 1:
+        workers = min(self.threads, count // MIN_PART)
+        if workers <= 1:
             fill(kernel, key, start, out, dtype)
             return
-        # Part boundaries on multiples of 4 words, so no Philox block is computed twice.
-        bounds = [0] + [min(count, (count * j // parts + 3) & ~3) for j in range(1, parts)] + [count]
-        futures = [shared_pool().submit(fill, kernel, key, start + bounds[j], out[bounds[j]:bounds[j + 1]], dtype)
-                   for j in range(1, parts)]
+        # The calling thread and workers - 1 pool threads take parts from one queue until it is
+        # empty; the bytes do not depend on who computes which part.
+        part = (max(MIN_PART, -(-count // (PARTS_PER_THREAD * workers))) + 3) & ~3
+        offsets = iter(range(0, count, part))
+        lock = threading.Lock()
+
+        def work():
+            while True:
+                with lock:
+                    offset = next(offsets, None)
+                if offset is None:
+                    return
+                fill(kernel, key, start + offset, out[offset:offset + part], dtype)
+
+        helpers = [shared_pool().submit(work) for _ in range(workers - 1)]
         try:
-            fill(kernel, key, start, out[:bounds[1]], dtype)
+            work()
         finally:
-            for future in futures:
-                future.result()
+            for helper in helpers:
+                if not helper.cancel():  # still queued behind other work: nothing left for it
+                    helper.result()
 
     def warmup(self, dtypes=("float32", "float64", "float16", "bfloat16")) -> None:
         """Compile (or load from the disk cache) every kernel for ``dtypes`` now."""
