@@ -223,6 +223,8 @@ BAD_INPUTS = [
     ("column axis out of range", _gen(_tensor("orthogonal", [4, 4], column_axis=5)), INVALID,
      "spec.orthogonal.column_axis"),
     ("delta_orthogonal out < in", _gen(_tensor("delta_orthogonal", [2, 8, 3])), INVALID, "spec.shape"),
+    ("axis without the axes layout", _gen(_with(_tensor("lecun_normal", [4, 4]), in_axis=0)), INVALID,
+     "spec.in_axis"),
     ("start past the end", _gen(OK, start=17), INVALID, "start"),
     ("stop before start", _gen(OK, start=5, stop=2), INVALID, "stop"),
     ("negative chunk", _gen(OK, chunk_elements=-1), INVALID, "chunk_elements"),
