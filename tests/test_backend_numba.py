@@ -261,6 +261,25 @@ def float32_patterns() -> np.ndarray:
     return single[~np.isnan(single)]
 
 
+def double_rounding_cases() -> np.ndarray:
+    """float64 values just off the midpoints between float16 (and bfloat16) neighbours, by less
+    than half a float32 ulp: rounding via float32 lands on the midpoint and ties to even, which
+    differs from rounding the float64 directly wherever the even neighbour is the lower one."""
+    cases = []
+    for bits in np.arange(0, 0x7C00, 3, dtype=np.uint16):
+        low = float(bits.view(np.float16))
+        high = float((bits + np.uint16(1)).view(np.float16))
+        cases.append((low + high) / 2)
+    for bits in np.arange(0, 0x7F80, 5, dtype=np.uint32):
+        low = float((bits << np.uint32(16)).view(np.float32))
+        high = float(((bits + np.uint32(1)) << np.uint32(16)).view(np.float32))
+        cases.append((low + high) / 2)
+    mid = np.array(cases)
+    nudge = np.maximum(np.abs(mid) * 2.0**-30, 2.0**-160)
+    off = np.concatenate([mid + nudge, mid - nudge])
+    return np.concatenate([mid, off, -off])
+
+
 @overflow_ok
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
 def test_rounding_to_storage_equals_reference(dtype):
@@ -269,6 +288,7 @@ def test_rounding_to_storage_equals_reference(dtype):
     # float64 values between float32 neighbours too: the float64 -> float32 step rounds first.
     rng = np.random.default_rng(4)
     values = np.concatenate([values, values[::7] * (1.0 + rng.uniform(-2**-23, 2**-23, values[::7].size))])
+    values = np.concatenate([values, double_rounding_cases()])
     values = values[np.isfinite(values)]
     want = T.round_to_storage(values, dtype)
     out = np.empty(values.size, dtype=base.storage_dtype(dtype))
