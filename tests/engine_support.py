@@ -16,7 +16,7 @@ import numpy as np
 
 import weightinit as wi
 from weightinit.backends import BACKEND_NAMES, BackendUnavailable, get_backend
-from weightinit.engine.schemes import DensePlan, IndexPlan, RandomPlan
+from weightinit.engine.schemes import ConstantPlan, DensePlan, IndexPlan, RandomPlan
 
 GOLDEN_PATH = Path(__file__).resolve().parent / "golden" / "digests.json"
 GOLDEN_FORMAT = 1
@@ -86,7 +86,7 @@ def as_float64(raw: np.ndarray, dtype: str) -> np.ndarray:
 def plan_kind(plan) -> str:
     if isinstance(plan, RandomPlan):
         return "random"
-    if isinstance(plan, IndexPlan):
+    if isinstance(plan, (IndexPlan, ConstantPlan)):  # functions of the index alone: no words consumed
         return "index"
     if isinstance(plan, DensePlan):
         return "dense"

@@ -38,6 +38,10 @@ def shared_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=cpu_threads(), thread_name_prefix="weightinit")
 
 
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: start afresh
+    os.register_at_fork(after_in_child=shared_pool.cache_clear)
+
+
 class Backend(ABC):
     """Computes kernel values for a word range. Implementations must give identical bytes."""
 

@@ -9,12 +9,16 @@ import numpy as np
 
 from ..backends import Backend, get_backend, storage_dtype
 from ..spec import DEFAULT_LIMITS, Limits, TensorSpec, spec_from_dict
-from .schemes import DensePlan, IndexPlan, Plan, RandomPlan, build_plan
+from .schemes import ConstantPlan, DensePlan, IndexPlan, Plan, RandomPlan, build_plan
 from .transforms import Kernel, round_to_storage
 
 #: Bump on any change that alters output bytes; the golden digests pin version 1.
 ALGORITHM_VERSION = 1
+#: Chunk of a stream (iter_chunks): 1 MiB of float32.
 DEFAULT_CHUNK_ELEMENTS = 1 << 18
+#: Piece of an in-memory tensor (generate): large, so backends split it across cores in one go,
+#: small enough to bound the temporaries of index and mask plans.
+FILL_ELEMENTS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class CompiledSpec:
             self.backend.random_into(plan.kernel, self.spec.key, start, out, dtype)
             if plan.mask is not None:
                 out[plan.mask.zeros_in(start, stop)] = 0
+        elif isinstance(plan, ConstantPlan):
+            out.fill(round_to_storage(np.array([plan.value]), dtype)[0])
         elif isinstance(plan, IndexPlan):
             out[...] = round_to_storage(plan.values_at(np.arange(start, stop, dtype=np.int64)), dtype)
         elif isinstance(plan, DensePlan):
@@ -88,7 +94,7 @@ def iter_chunks(spec: TensorSpec | Mapping, start: int | None = None, stop: int 
 
 
 def generate_raw(spec: TensorSpec | Mapping, start: int | None = None, stop: int | None = None,
-                 backend: str | Backend | None = None, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+                 backend: str | Backend | None = None, chunk_elements: int = FILL_ELEMENTS,
                  limits: Limits | None = DEFAULT_LIMITS) -> np.ndarray:
     """The tensor (shaped) or the flat range ``[start, stop)``, in storage dtype (bfloat16 as uint16)."""
     compiled = compile_spec(spec, backend, limits)
@@ -113,7 +119,7 @@ def as_user_array(raw: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def generate(spec: TensorSpec | Mapping, start: int | None = None, stop: int | None = None,
-             backend: str | Backend | None = None, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+             backend: str | Backend | None = None, chunk_elements: int = FILL_ELEMENTS,
              limits: Limits | None = DEFAULT_LIMITS) -> np.ndarray:
     """Deterministic weights for ``spec``: the whole tensor, or the flat element range [start, stop).
 

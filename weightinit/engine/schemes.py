@@ -3,7 +3,8 @@
 A plan says how element ``i`` of the row-major tensor is produced:
 
 - :class:`RandomPlan`: ``kernel(word i)``, optionally zeroed by a :class:`SparseMask`;
-- :class:`IndexPlan`: a deterministic function of the flat index (zeros, eye, dirac ...);
+- :class:`ConstantPlan`: one value everywhere (zeros, ones, constant);
+- :class:`IndexPlan`: a deterministic function of the flat index (eye, dirac);
 - :class:`DensePlan`: float64 values built whole (orthogonal), sliced on demand.
 
 Scalars (bounds, stds, Phi of truncation points) are computed here once, in
@@ -55,6 +56,11 @@ class RandomPlan:
 
 
 @dataclass(frozen=True)
+class ConstantPlan:
+    value: float
+
+
+@dataclass(frozen=True)
 class IndexPlan:
     values_at: Callable[[np.ndarray], np.ndarray]  # int64 flat indices -> float64
 
@@ -64,11 +70,11 @@ class DensePlan:
     values: np.ndarray  # float64, flat, row-major
 
 
-Plan = RandomPlan | IndexPlan | DensePlan
+Plan = RandomPlan | ConstantPlan | IndexPlan | DensePlan
 
 
-def _constant_plan(value: float) -> IndexPlan:
-    return IndexPlan(lambda index: np.full(index.shape, value, dtype=np.float64))
+def _constant_plan(value: float) -> ConstantPlan:
+    return ConstantPlan(float(value))
 
 
 def _gain(spec: TensorSpec) -> float:

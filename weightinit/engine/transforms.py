@@ -214,7 +214,8 @@ class Kernel:
     normal(mean, std):            x = mean + std * ndtri(open_uniform(w))
     truncated_normal(mean, std, p_low, p_width, sign, lo, hi):
         z = sign * ndtri(p_low + open_uniform(w) * p_width)
-        x = min(max(mean + std * z, lo), hi)
+        x = min(max(mean + std * z, lo), hi), where max(x, lo) = x if x > lo else lo
+        and min(x, hi) = x if x < hi else hi
     """
 
     kind: str
@@ -278,7 +279,9 @@ def apply_kernel(kernel: Kernel, words: np.ndarray) -> np.ndarray:
     if kernel.kind == TRUNCATED_NORMAL:
         mean, std, p_low, p_width, sign, lo, hi = p
         z = sign * ndtri(p_low + open_uniform(words) * p_width)
-        return np.minimum(np.maximum(mean + std * z, lo), hi)
+        x = mean + std * z
+        x = np.where(x > lo, x, lo)  # spelled out: on a tie (+-0) the bound wins, on every platform
+        return np.where(x < hi, x, hi)
     raise ValueError(f"unknown kernel kind {kernel.kind!r}")
 
 
