@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass, field
 
@@ -180,11 +181,27 @@ def describe_start(running: RunningServer) -> str:
             f"chunks {s.default_chunk_bytes} B (max {s.max_chunk_bytes} B)")
 
 
+def _warm_up_in_background(backend) -> None:
+    """Compile (or load from the JIT cache) the backend's kernels while the first clients connect,
+    so no request pays for it; requests that arrive sooner compile what they need themselves."""
+    warmup = getattr(backend, "warmup", None)
+    if warmup is None:
+        return
+
+    def run():
+        began = time.perf_counter()
+        warmup()
+        log.info("backend %s warmed up in %.1f s", backend.name, time.perf_counter() - began)
+
+    threading.Thread(target=run, name="weightinit-warmup", daemon=True).start()
+
+
 def serve(host: str = "127.0.0.1", port: int = 50051, backend: str = "auto", settings: jobs.Settings | None = None,
           grace: float = 10.0, on_ready=None) -> int:
     """Run until SIGTERM or SIGINT, then drain gracefully and return 0."""
     running = create_server(host, port, backend, settings)
     log.info(describe_start(running))
+    _warm_up_in_background(running.servicer.backend)
     if on_ready is not None:
         on_ready(running)
     stop = threading.Event()
