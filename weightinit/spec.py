@@ -413,9 +413,7 @@ def spec_from_dict(data: Mapping[str, Any] | TensorSpec, limits: Limits | None =
     if "shape" not in data:
         raise SpecError("shape", "is required")
     shape = _shape(data["shape"])
-    name = data.get("name", "")
-    if name is None:
-        name = ""
+    name = _given(data, "name", "")
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
         raise SpecError("name", f"must be a string of at most {MAX_NAME_LENGTH} characters")
     try:
@@ -435,8 +433,8 @@ def spec_from_dict(data: Mapping[str, Any] | TensorSpec, limits: Limits | None =
         name=name,
         params=MappingProxyType(_params(SCHEMES[scheme], data.get("params"))),
         layout=layout,
-        in_axis=_int(data.get("in_axis", -2) if data.get("in_axis") is not None else -2, "in_axis"),
-        out_axis=_int(data.get("out_axis", -1) if data.get("out_axis") is not None else -1, "out_axis"),
+        in_axis=_int(_given(data, "in_axis", -2), "in_axis"),
+        out_axis=_int(_given(data, "out_axis", -1), "out_axis"),
         batch_axis=tuple(_int(b, "batch_axis") for b in batch_axis),
         stream=stream_id_from_name(name) if stream is None else _uint64(stream, "stream"),
     )
