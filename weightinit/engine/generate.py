@@ -8,7 +8,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from ..backends import Backend, get_backend, storage_dtype
-from ..spec import DEFAULT_LIMITS, Limits, TensorSpec, spec_from_dict
+from ..spec import DEFAULT_LIMITS, Limits, SpecError, TensorSpec, spec_from_dict
 from .schemes import ConstantPlan, DensePlan, IndexPlan, Plan, RandomPlan, build_plan
 from .transforms import Kernel, round_to_storage
 
@@ -68,8 +68,6 @@ def compile_spec(spec: TensorSpec | Mapping, backend: str | Backend | None = Non
 
 def check_range(spec: TensorSpec, start: int | None, stop: int | None) -> tuple[int, int]:
     """Resolve an element range; None means the tensor's start/end."""
-    from ..spec import SpecError
-
     start = 0 if start is None else start
     stop = spec.numel if stop is None else stop
     if isinstance(start, bool) or isinstance(stop, bool) or not isinstance(start, int) or not isinstance(stop, int):
@@ -79,18 +77,21 @@ def check_range(spec: TensorSpec, start: int | None, stop: int | None) -> tuple[
     return start, stop
 
 
+def check_chunk(chunk_elements: int) -> int:
+    if isinstance(chunk_elements, bool) or not isinstance(chunk_elements, int) or chunk_elements < 1:
+        raise SpecError("chunk_elements", f"must be a positive integer, got {chunk_elements!r}")
+    return chunk_elements
+
+
 def iter_chunks(spec: TensorSpec | Mapping, start: int | None = None, stop: int | None = None,
                 chunk_elements: int = DEFAULT_CHUNK_ELEMENTS, backend: str | Backend | None = None,
                 limits: Limits | None = DEFAULT_LIMITS) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(offset, flat array)`` chunks covering ``[start, stop)``; memory stays O(chunk)."""
-    from ..spec import SpecError
-
     compiled = compile_spec(spec, backend, limits)
     start, stop = check_range(compiled.spec, start, stop)
-    if isinstance(chunk_elements, bool) or not isinstance(chunk_elements, int) or chunk_elements < 1:
-        raise SpecError("chunk_elements", f"must be a positive integer, got {chunk_elements!r}")
-    for offset in range(start, stop, chunk_elements):
-        yield offset, compiled.range(offset, min(offset + chunk_elements, stop))
+    step = check_chunk(chunk_elements)
+    for offset in range(start, stop, step):
+        yield offset, compiled.range(offset, min(offset + step, stop))
 
 
 def generate_raw(spec: TensorSpec | Mapping, start: int | None = None, stop: int | None = None,
@@ -100,8 +101,8 @@ def generate_raw(spec: TensorSpec | Mapping, start: int | None = None, stop: int
     compiled = compile_spec(spec, backend, limits)
     whole = start is None and stop is None
     start, stop = check_range(compiled.spec, start, stop)
+    step = check_chunk(chunk_elements)
     out = np.empty(stop - start, dtype=storage_dtype(compiled.spec.dtype))
-    step = max(1, int(chunk_elements))
     for offset in range(start, stop, step):
         compiled.fill(offset, out[offset - start:min(offset + step, stop) - start])
     return out.reshape(compiled.spec.shape) if whole else out
