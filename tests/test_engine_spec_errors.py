@@ -319,3 +319,10 @@ def test_axis_fields_without_axes_layout_are_rejected(field, value):
     with pytest.raises(wi.SpecError) as caught:
         wi.spec_from_dict({"scheme": "kaiming_normal", "shape": [4, 4, 3], "layout": "torch", field: value})
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize("chunk", [0, -1, 2.5, True])
+def test_generate_rejects_bad_chunk_sizes_like_iter_chunks(chunk):
+    with pytest.raises(wi.SpecError) as caught:
+        wi.generate({"scheme": "normal", "shape": [8]}, chunk_elements=chunk)
+    assert caught.value.field == "chunk_elements"
