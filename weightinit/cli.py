@@ -23,6 +23,7 @@ from typing import Any, Iterable
 import numpy as np
 
 import weightinit as wi
+from weightinit.engine.generate import check_chunk, check_range
 
 PROGRESS_MIN_BYTES = 16 << 20
 SAFETENSORS_DTYPE = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16"}
@@ -261,18 +262,13 @@ def cmd_generate(args) -> int:
     fmt = _format_of(args.output)
     client = _client(args)
     progress = sys.stderr.isatty() and not args.quiet
-    chunk_elements = _int_arg(args.chunk_elements, "chunk_elements") if args.chunk_elements else None
-    if chunk_elements is not None and chunk_elements < 1:
-        raise wi.SpecError("chunk_elements", f"must be a positive integer, got {chunk_elements}")
+    chunk_elements = check_chunk(_int_arg(args.chunk_elements, "chunk_elements")) if args.chunk_elements else None
     if args.manifest:
         return _generate_manifest(args, client, fmt, chunk_elements, progress)
     spec_dict = spec_from_args(args)
     spec = wi.spec_from_dict(spec_dict, limits=None if args.server else wi.DEFAULT_LIMITS)
     start, stop = _parse_range(args.range)
-    first = 0 if start is None else start
-    last = spec.numel if stop is None else stop
-    if not 0 <= first <= last <= spec.numel:
-        raise wi.SpecError("range", f"[{first}, {last}) is not within [0, {spec.numel}] with START <= STOP")
+    first, last = check_range(spec, start, stop)
     shape = spec.shape if args.range is None else (last - first,)
     nbytes = (last - first) * spec.itemsize
     chunks = client.iter_chunks(spec_dict, start=start, stop=stop, chunk_elements=chunk_elements)
