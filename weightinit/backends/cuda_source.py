@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..engine.transforms import NORMAL, TRUNCATED_NORMAL, UNIFORM
+
 KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
 HEADER = KERNEL_DIR / "weightinit_kernels.cuh"
 KERNELS = KERNEL_DIR / "weightinit_kernels.cu"
 HOST_DRIVER = KERNEL_DIR / "host_driver.cpp"
 
 #: transforms.Kernel.kind -> WI_KIND_* of the header.
-KIND_CODES = {"uniform": 0, "normal": 1, "truncated_normal": 2}
+KIND_CODES = {UNIFORM: 0, NORMAL: 1, TRUNCATED_NORMAL: 2}
 #: storage dtype name -> WI_DTYPE_* of the header.
 DTYPE_CODES = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 3}
 #: ndtri evaluation variants (WI_NDTRI_*): same bits, different speed on a GPU.
