@@ -40,7 +40,7 @@ from numba.extending import intrinsic, overload
 
 from ..engine import transforms as T
 from ..engine.philox import MULTIPLIERS, SUBSTREAM_VALUES, WEYL
-from .base import BLOCK_ELEMENTS, BlockedCpuBackend, shared_pool, storage_dtype
+from .base import BLOCK_ELEMENTS, Backend, cpu_threads, shared_pool, storage_dtype
 
 log = logging.getLogger(__name__)
 
@@ -545,17 +545,17 @@ def fill(kernel: T.Kernel, key: tuple[int, int], start: int, out: np.ndarray, dt
         raise ValueError(f"unknown kernel kind {kernel.kind!r}")
 
 
-class NumbaBackend(BlockedCpuBackend):
+class NumbaBackend(Backend):
     """The NumPy reference's bytes, JIT-compiled; large ranges split across the CPU threads."""
 
     name = "numba"
 
+    def __init__(self, threads: int | None = None):
+        self.threads = threads or cpu_threads()
+
     @property
     def device(self) -> str:
         return f"cpu (numba, {self.threads} threads)"
-
-    def fill_block(self, kernel, key, start, out, dtype):
-        fill(kernel, key, start, out, dtype)
 
     def random_into(self, kernel, key, start, out, dtype):
         if out.dtype != storage_dtype(dtype) or out.ndim != 1 or not out.flags.c_contiguous:
