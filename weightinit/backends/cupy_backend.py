@@ -81,8 +81,6 @@ class CupyBackend(Backend):
                 # get_function compiles the module (NVRTC) and loads it on this device.
                 self._kernels = {name: self._module.get_function(name) for name in KERNEL_NAMES}
                 self._streams = (cupy.cuda.Stream(non_blocking=True), cupy.cuda.Stream(non_blocking=True))
-        except BackendUnavailable:
-            raise
         except Exception as error:
             raise BackendUnavailable(f"the CUDA kernels could not be built on {self._device_name}: {error}") from None
         self._lock = threading.Lock()
