@@ -13,8 +13,6 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-_TORCH_DTYPES = {"float32": "float32", "float64": "float64", "float16": "float16", "bfloat16": "bfloat16"}
-
 
 def _torch():
     try:

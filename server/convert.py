@@ -26,9 +26,6 @@ DTYPE_TO_PROTO = {
     "bfloat16": spec_pb2.DATA_TYPE_BF16,
 }
 PROTO_TO_DTYPE = {value: name for name, value in DTYPE_TO_PROTO.items()}
-#: KServe v2 names of the dtypes (also used in the headers' logs).
-KSERVE_DTYPE = {"float32": "FP32", "float64": "FP64", "float16": "FP16", "bfloat16": "BF16"}
-SAFETENSORS_DTYPE = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16"}
 
 _SPEC_DESCRIPTOR = spec_pb2.TensorSpec.DESCRIPTOR
 #: Scheme name -> the parameter message class of its oneof field.
@@ -143,10 +140,6 @@ def spec_to_dict(message: spec_pb2.TensorSpec, default_seed: int | None = None) 
         data["batch_axis"] = list(message.batch_axis)
     data["params"] = params_to_dict(getattr(message, scheme))
     return data
-
-
-def manifest_to_dicts(manifest: spec_pb2.ModelManifest) -> list[dict]:
-    return [spec_to_dict(tensor, default_seed=manifest.seed) for tensor in manifest.tensors]
 
 
 # ---------------------------------------------------------------------------

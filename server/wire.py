@@ -132,10 +132,6 @@ class ThreadedHasher:
         self._drain()
         return self._hash.digest()
 
-    def hexdigest(self) -> str:
-        self._drain()
-        return self._hash.hexdigest()
-
     def __del__(self):
         if self._queue is not None:
             self._queue.put(None)
