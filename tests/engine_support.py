@@ -16,6 +16,7 @@ import numpy as np
 
 import weightinit as wi
 from weightinit.backends import BACKEND_NAMES, BackendUnavailable, get_backend
+from weightinit.backends.numpy_backend import NumpyBackend
 from weightinit.engine.schemes import ConstantPlan, DensePlan, IndexPlan, RandomPlan
 
 GOLDEN_PATH = Path(__file__).resolve().parent / "golden" / "digests.json"
@@ -81,6 +82,33 @@ def as_float64(raw: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "bfloat16":
         return (raw.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
     return raw.astype(np.float64)
+
+
+_REFERENCE = NumpyBackend(threads=1)
+
+
+def reference_random(kernel, key, start: int, count: int, dtype: str) -> np.ndarray:
+    """Elements ``[start, start + count)`` of ``kernel`` from the NumPy reference backend."""
+    with np.errstate(over="ignore"):  # float16 overflow to inf is part of the contract
+        return _REFERENCE.random(kernel, key, start, start + count, dtype)
+
+
+def first_difference(got: np.ndarray, want: np.ndarray) -> str:
+    """Where two storage arrays first differ: shape or dtype, else the first differing element."""
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return f"shape/dtype {got.shape} {got.dtype} != {want.shape} {want.dtype}"
+    got, want = np.ascontiguousarray(got).reshape(-1), np.ascontiguousarray(want).reshape(-1)
+    differ = np.flatnonzero(got.view(np.uint8) != want.view(np.uint8))
+    if differ.size == 0:
+        return "identical"
+    index = int(differ[0]) // got.itemsize
+    return f"element {index}: {got[index]!r} != {want[index]!r}"
+
+
+def assert_same_bits(got: np.ndarray, want: np.ndarray, what: str = "") -> None:
+    """Same dtype, shape and bytes."""
+    assert got.dtype == want.dtype and got.shape == want.shape and got.tobytes() == want.tobytes(), \
+        f"{what}: {first_difference(got, want)}"
 
 
 def plan_kind(plan) -> str:
@@ -326,6 +354,11 @@ def compute_golden(backend: str = "numpy") -> dict:
 def load_golden(path: Path = GOLDEN_PATH) -> dict:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def golden_digests(path: Path = GOLDEN_PATH) -> dict[str, str]:
+    """Pinned SHA-256 of each golden spec, keyed by the spec as JSON with sorted keys."""
+    return {json.dumps(e["spec"], sort_keys=True): e["sha256"] for e in load_golden(path)["entries"]}
 
 
 def dump_golden(data: dict) -> str:

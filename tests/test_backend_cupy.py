@@ -27,17 +27,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import engine_support as support
 import weightinit as wi
+from engine_support import assert_same_bits, reference_random
 from weightinit.backends import BackendUnavailable, get_backend
 from weightinit.backends.base import storage_dtype
 from weightinit.backends.cuda_source import CVT_VARIANTS, DTYPE_CODES, KIND_CODES, NDTRI_VARIANTS
-from weightinit.backends.numpy_backend import NumpyBackend
 from weightinit.engine import transforms as T
-from weightinit.engine.schemes import RandomPlan
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "digests.json"
 DTYPES = tuple(DTYPE_CODES)
-REFERENCE = NumpyBackend(threads=1)
 KEY = (7, 0x0123456789ABCDEF)
 
 KERNELS = {
@@ -51,27 +49,7 @@ KERNELS = {
 RANGES = [(0, 1), (0, 4096), (1, 4095), (2, 3), (3, 10_001), (2 ** 40 - 1, 777), (2 ** 40 + 2, 70_001)]
 
 
-def reference(kernel, key, start, count, dtype):
-    with np.errstate(over="ignore"):
-        return REFERENCE.random(kernel, key, start, start + count, dtype)
-
-
-def assert_same(got: np.ndarray, want: np.ndarray, what: str = "") -> None:
-    assert got.dtype == want.dtype and got.shape == want.shape, what
-    if got.tobytes() != want.tobytes():
-        index = int(np.flatnonzero(got.view(np.uint8) != want.view(np.uint8))[0]) // got.itemsize
-        pytest.fail(f"{what}: element {index}: {got[index]!r} != {want[index]!r}")
-
-
-def _cupy_status() -> str | None:
-    try:
-        get_backend("cupy")
-    except BackendUnavailable as why:
-        return str(why)
-    return None
-
-
-CUPY_WHY = _cupy_status()
+CUPY_WHY = support.backend_status("cupy")
 
 
 # ---------------------------------------------------------------------------
@@ -107,8 +85,8 @@ def test_gpu_kinds_dtypes_ranges(name, dtype, variants):
     backend = _gpu_backend(*variants)
     kernel = KERNELS[name]
     for start, count in RANGES:
-        assert_same(backend.random(kernel, KEY, start, start + count, dtype),
-                    reference(kernel, KEY, start, count, dtype), f"{name} {dtype} [{start}, +{count}) {variants}")
+        assert_same_bits(backend.random(kernel, KEY, start, start + count, dtype),
+                    reference_random(kernel, KEY, start, count, dtype), f"{name} {dtype} [{start}, +{count}) {variants}")
 
 
 _gpu_backends: dict = {}
@@ -139,8 +117,8 @@ def test_gpu_multi_chunk_pipeline(dtype):
     backend = _gpu_backend(chunk_bytes=1 << 16)
     kernel = KERNELS["trunc-2"]
     for start, count in ((0, 200_000), (5, 123_457), (2 ** 33 + 1, 65_537)):
-        assert_same(backend.random(kernel, KEY, start, start + count, dtype),
-                    reference(kernel, KEY, start, count, dtype), f"{dtype} [{start}, +{count})")
+        assert_same_bits(backend.random(kernel, KEY, start, start + count, dtype),
+                    reference_random(kernel, KEY, start, count, dtype), f"{dtype} [{start}, +{count})")
 
 
 @pytest.mark.gpu
@@ -150,20 +128,15 @@ def test_gpu_non_contiguous_out_and_device_output():
     kernel = KERNELS["normal"]
     out = np.zeros(2000, dtype=np.float32)[::2]
     backend.random_into(kernel, KEY, 11, out, "float32")
-    assert_same(out.copy(), reference(kernel, KEY, 11, 1000, "float32"))
+    assert_same_bits(out.copy(), reference_random(kernel, KEY, 11, 1000, "float32"))
     device = backend.random_device(kernel, KEY, 13, 13 + 5000, "bfloat16")
-    assert_same(device.get(), reference(kernel, KEY, 13, 5000, "bfloat16"))
+    assert_same_bits(device.get(), reference_random(kernel, KEY, 13, 5000, "bfloat16"))
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(CUPY_WHY is not None, reason=f"cupy backend unavailable: {CUPY_WHY}")
 def test_gpu_golden_catalogue():
-    support = pytest.importorskip("engine_support")
-    golden = {}
-    if GOLDEN.exists():
-        data = json.loads(GOLDEN.read_text(encoding="utf-8"))
-        golden = {json.dumps(e["spec"], sort_keys=True): e["sha256"]
-                  for e in (data["entries"] if isinstance(data, dict) else data)}
+    golden = support.golden_digests()
     for case in support.golden_catalogue():
         gpu = wi.to_le_bytes(wi.generate_raw(case["spec"], backend="cupy"))
         cpu = wi.to_le_bytes(wi.generate_raw(case["spec"], backend="numpy"))
@@ -312,17 +285,22 @@ def host_lib(tmp_path_factory):
     return host._build(tmp_path_factory.mktemp("wi_fake_cupy"), "wi_fake_cupy", [])
 
 
-@pytest.fixture
-def fake_backend_module(monkeypatch, host_lib):
-    cupy = _fake_cupy(host_lib)
+def _load_backend_module(monkeypatch, cupy, name: str) -> types.ModuleType:
+    """A fresh copy of cupy_backend.py, imported with ``cupy`` standing in for CuPy."""
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     path = Path(wi.__file__).parent / "backends" / "cupy_backend.py"
-    name = "weightinit.backends._cupy_backend_with_stand_in"
+    name = f"weightinit.backends.{name}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, name, module)
     spec.loader.exec_module(module)
-    return module, cupy
+    return module
+
+
+@pytest.fixture
+def fake_backend_module(monkeypatch, host_lib):
+    cupy = _fake_cupy(host_lib)
+    return _load_backend_module(monkeypatch, cupy, "_cupy_backend_with_stand_in"), cupy
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -337,7 +315,7 @@ def test_pipeline_with_stand_in_cupy(fake_backend_module, dtype):
                              (2 ** 40 + 1, 2 * per_chunk - 1)):
             cupy.launches.clear()
             got = backend.random(kernel, KEY, start, start + count, dtype)
-            assert_same(got, reference(kernel, KEY, start, count, dtype), f"{dtype} [{start}, +{count})")
+            assert_same_bits(got, reference_random(kernel, KEY, start, count, dtype), f"{dtype} [{start}, +{count})")
             assert len(cupy.launches) == -(-count // per_chunk)
             assert [s for s, *_ in cupy.launches] == [start + i * per_chunk for i in range(len(cupy.launches))]
 
@@ -351,9 +329,9 @@ def test_stand_in_pipeline_engine_and_device_output(fake_backend_module):
         wi.to_le_bytes(wi.generate_raw(spec, backend="numpy"))
     out = np.zeros(3000, dtype=np.float64)[::3]
     backend.random_into(KERNELS["normal"], KEY, 9, out, "float64")
-    assert_same(out.copy(), reference(KERNELS["normal"], KEY, 9, 1000, "float64"))
+    assert_same_bits(out.copy(), reference_random(KERNELS["normal"], KEY, 9, 1000, "float64"))
     device = backend.random_device(KERNELS["normal"], KEY, 2, 1002, "float32")
-    assert_same(device.get(), reference(KERNELS["normal"], KEY, 2, 1000, "float32"))
+    assert_same_bits(device.get(), reference_random(KERNELS["normal"], KEY, 2, 1000, "float32"))
     with pytest.raises(ValueError):
         backend.random_into(KERNELS["normal"], KEY, 0, np.zeros(4, dtype=np.float64), "float32")
 
@@ -366,13 +344,7 @@ def test_stand_in_refusals(monkeypatch):
         raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
 
     cupy.cuda.runtime.getDeviceCount = no_device
-    monkeypatch.setitem(sys.modules, "cupy", cupy)
-    path = Path(wi.__file__).parent / "backends" / "cupy_backend.py"
-    name = "weightinit.backends._cupy_backend_refusals"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
+    module = _load_backend_module(monkeypatch, cupy, "_cupy_backend_refusals")
     with pytest.raises(BackendUnavailable, match="no CUDA device is usable.*no CUDA-capable device"):
         module.CupyBackend()
     cupy.cuda.runtime.getDeviceCount = lambda: 0

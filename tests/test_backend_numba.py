@@ -18,6 +18,7 @@ numba = pytest.importorskip("numba")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from engine_support import assert_same_bits  # noqa: E402
 from weightinit.backends import base  # noqa: E402
 from weightinit.backends import numba_backend as nb  # noqa: E402
 from weightinit.backends.numpy_backend import NumpyBackend  # noqa: E402
@@ -65,13 +66,9 @@ def reference():
 
 
 def same_bytes(kernel, key, start, count, dtype, backend, reference):
-    got = backend.random(kernel, key, start, start + count, dtype)
-    want = reference.random(kernel, key, start, start + count, dtype)
-    assert got.dtype == want.dtype and got.shape == want.shape
-    if got.tobytes() != want.tobytes():
-        differ = np.flatnonzero(got.view(f"u{got.itemsize}") != want.view(f"u{want.itemsize}"))
-        raise AssertionError(f"{kernel} {dtype} [{start}, {start + count}): {differ.size} elements differ, "
-                             f"first at {differ[:5]}: {got[differ[:3]]} != {want[differ[:3]]}")
+    assert_same_bits(backend.random(kernel, key, start, start + count, dtype),
+                     reference.random(kernel, key, start, start + count, dtype),
+                     f"{kernel} {dtype} [{start}, {start + count})")
 
 
 # ---------------------------------------------------------------------------

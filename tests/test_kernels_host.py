@@ -20,7 +20,6 @@ import ctypes
 import ctypes.util
 import glob
 import hashlib
-import json
 import math
 import os
 import re
@@ -34,20 +33,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import engine_support as support
 import weightinit as wi
+from engine_support import assert_same_bits, reference_random
 from weightinit.backends.base import storage_dtype
 from weightinit.backends.cuda_source import (CVT_VARIANTS, DTYPE_CODES, HEADER, HOST_DRIVER, KERNEL_DIR, KERNEL_NAMES,
                                              KIND_CODES, NDTRI_VARIANTS, NVRTC_OPTIONS, cuda_source, padded_params)
-from weightinit.backends.numpy_backend import NumpyBackend
 from weightinit.engine import transforms as T
-from weightinit.engine.philox import philox_block, philox_words
+from weightinit.engine.philox import philox_block
 from weightinit.engine.schemes import RandomPlan
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "digests.json"
 DTYPES = tuple(DTYPE_CODES)
 VARIANTS = tuple(NDTRI_VARIANTS)
 CVTS = tuple(CVT_VARIANTS)
-REFERENCE = NumpyBackend(threads=1)
 
 u64 = ctypes.c_uint64
 i64 = ctypes.c_int64
@@ -112,27 +110,6 @@ def host_fill(lib, kernel: T.Kernel, key, start: int, count: int, dtype: str, nd
                           DTYPE_CODES[dtype], out.ctypes.data, NDTRI_VARIANTS[ndtri], CVT_VARIANTS[cvt])
     assert rc == 0
     return out
-
-
-def reference(kernel: T.Kernel, key, start: int, count: int, dtype: str) -> np.ndarray:
-    with np.errstate(over="ignore"):  # float16 overflow to inf is part of the contract
-        return REFERENCE.random(kernel, key, start, start + count, dtype)
-
-
-def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-
-
-def first_difference(a: np.ndarray, b: np.ndarray) -> str:
-    x, y = a.view(np.uint8), b.view(np.uint8)
-    if x.size != y.size:
-        return f"sizes {a.size} != {b.size}"
-    index = int(np.flatnonzero(x != y)[0]) // a.itemsize
-    return f"element {index}: {a[index]!r} != {b[index]!r}"
-
-
-def assert_same(host: np.ndarray, ref: np.ndarray, what: str = "") -> None:
-    assert same_bits(host, ref), f"{what}: {first_difference(host, ref)}"
 
 
 KERNELS = {
@@ -220,7 +197,7 @@ def test_uniforms(lib):
     for fn, ref in ((lib.wi_host_uniform01, T.uniform01), (lib.wi_host_open_uniform, T.open_uniform)):
         out = np.empty(words.size, dtype=np.float64)
         fn(words.ctypes.data, words.size, out.ctypes.data)
-        assert_same(out, ref(words), fn.__name__)
+        assert_same_bits(out, ref(words), fn.__name__)
 
 
 @np.errstate(all="ignore")
@@ -242,7 +219,7 @@ def test_frexp(lib):
     exponent = np.empty(x.size, dtype=np.intc)
     lib.wi_host_frexp(x.ctypes.data, x.size, mantissa.ctypes.data, exponent.ctypes.data)
     ref_m, ref_e = np.frexp(x)
-    assert_same(mantissa, ref_m, "mantissa")
+    assert_same_bits(mantissa, ref_m, "mantissa")
     assert np.array_equal(exponent, ref_e)
 
 
@@ -253,7 +230,7 @@ def test_log_positive(lib):
     out = np.empty_like(x)
     lib.wi_host_log(x.ctypes.data, x.size, out.ctypes.data)
     with np.errstate(invalid="ignore"):  # inf is outside the domain; both sides give the same NaN
-        assert_same(out, T.log_positive(x), "log_positive")
+        assert_same_bits(out, T.log_positive(x), "log_positive")
 
 
 def _probabilities() -> np.ndarray:
@@ -272,7 +249,7 @@ def test_ndtri(lib, variant):
     p = _probabilities()
     out = np.empty_like(p)
     lib.wi_host_ndtri(p.ctypes.data, p.size, out.ctypes.data, NDTRI_VARIANTS[variant])
-    assert_same(out, T.ndtri(p), f"ndtri {variant}")
+    assert_same_bits(out, T.ndtri(p), f"ndtri {variant}")
 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
@@ -284,7 +261,7 @@ def test_kernel_values(lib, name, variant):
     params = np.array(padded_params(kernel.params), dtype=np.float64)
     lib.wi_host_values(KIND_CODES[kernel.kind], params.ctypes.data, words.ctypes.data, words.size,
                        out.ctypes.data, NDTRI_VARIANTS[variant])
-    assert_same(out, T.apply_kernel(kernel, words), name)
+    assert_same_bits(out, T.apply_kernel(kernel, words), name)
 
 
 # ---------------------------------------------------------------------------
@@ -384,10 +361,10 @@ def test_float32_to_bfloat16(lib):
 def test_fill_every_kind_and_dtype(lib, name, dtype):
     kernel = KERNELS[name]
     for start, count in ((0, 4096), (3, 1001), (2 ** 40 - 2, 517)):
-        want = reference(kernel, KEY, start, count, dtype)
+        want = reference_random(kernel, KEY, start, count, dtype)
         for variant in VARIANTS:
             for cvt in CVTS:
-                assert_same(host_fill(lib, kernel, KEY, start, count, dtype, variant, cvt), want,
+                assert_same_bits(host_fill(lib, kernel, KEY, start, count, dtype, variant, cvt), want,
                             f"{name} {dtype} [{start}, +{count}) {variant} {cvt}")
 
 
@@ -395,7 +372,7 @@ def test_fill_every_kind_and_dtype(lib, name, dtype):
 def test_large_starts(lib, start):
     for kernel in (KERNELS["normal"], KERNELS["uniform"], KERNELS["trunc-2"]):
         for dtype in DTYPES:
-            assert_same(host_fill(lib, kernel, KEY, start, 9, dtype), reference(kernel, KEY, start, 9, dtype))
+            assert_same_bits(host_fill(lib, kernel, KEY, start, 9, dtype), reference_random(kernel, KEY, start, 9, dtype))
 
 
 def test_empty_and_invalid(lib):
@@ -432,8 +409,8 @@ def kernels(draw):
        start=st.one_of(st.integers(0, 5000), st.integers(0, 2 ** 41)), count=st.integers(0, 1500),
        key=st.tuples(st.integers(0, M64), st.integers(0, M64)))
 def test_random_ranges(lib, kernel, dtype, variant, cvt, start, count, key):
-    assert_same(host_fill(lib, kernel, key, start, count, dtype, variant, cvt),
-                reference(kernel, key, start, count, dtype), f"{kernel} {dtype}")
+    assert_same_bits(host_fill(lib, kernel, key, start, count, dtype, variant, cvt),
+                reference_random(kernel, key, start, count, dtype), f"{kernel} {dtype}")
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)
@@ -445,7 +422,7 @@ def test_ranges_compose(lib, start, count, cut):
     whole = host_fill(lib, kernel, KEY, start, count, "bfloat16")
     parts = np.concatenate([host_fill(lib, kernel, KEY, start, cut, "bfloat16"),
                             host_fill(lib, kernel, KEY, start + cut, count - cut, "bfloat16")])
-    assert same_bits(whole, parts)
+    assert_same_bits(whole, parts)
 
 
 def test_optimised_native_build_agrees(lib_native):
@@ -453,8 +430,8 @@ def test_optimised_native_build_agrees(lib_native):
     for name in ("normal", "trunc-tail-3-8", "uniform"):
         kernel = KERNELS[name]
         for dtype in DTYPES:
-            assert_same(host_fill(lib_native, kernel, KEY, 5, 20_001, dtype),
-                        reference(kernel, KEY, 5, 20_001, dtype), f"native {name} {dtype}")
+            assert_same_bits(host_fill(lib_native, kernel, KEY, 5, 20_001, dtype),
+                        reference_random(kernel, KEY, 5, 20_001, dtype), f"native {name} {dtype}")
 
 
 # ---------------------------------------------------------------------------
@@ -517,20 +494,10 @@ def test_scheme_bytes(lib, spec):
     assert host == wi.to_le_bytes(wi.generate_raw(spec, backend="numpy"))
 
 
-def _golden_entries() -> list[dict]:
-    if not GOLDEN.exists():
-        return []
-    data = json.loads(GOLDEN.read_text(encoding="utf-8"))
-    return data["entries"] if isinstance(data, dict) else data
-
-
 def test_golden_digests(lib):
     """The checked-in SHA-256 of every plain random golden spec, from the host-compiled kernels."""
-    entries = _golden_entries()
-    if not entries:
-        pytest.skip(f"{GOLDEN} not present yet")
     checked = 0
-    for entry in entries:
+    for entry in support.load_golden()["entries"]:
         host = _host_bytes(lib, entry["spec"])
         if host is None:
             continue
@@ -541,7 +508,6 @@ def test_golden_digests(lib):
 
 def test_golden_catalogue(lib):
     """Every plain random spec of the golden catalogue (tests/engine_support.py), against generate_raw."""
-    support = pytest.importorskip("engine_support", reason="tests/engine_support.py (golden catalogue) missing")
     checked = 0
     for case in support.golden_catalogue():
         host = _host_bytes(lib, case["spec"])
