@@ -101,6 +101,11 @@ def _handlers(servicer: InitializerServicer) -> dict:
     }
 
 
+def _host_port(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 @dataclass
 class RunningServer:
     """A started server. ``stop()`` drains it gracefully."""
@@ -115,8 +120,7 @@ class RunningServer:
 
     @property
     def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
-        return f"{host}:{self.port}"
+        return _host_port(self.host, self.port)
 
     @property
     def target(self) -> str:
@@ -158,7 +162,7 @@ def create_server(host: str = "127.0.0.1", port: int = 0, backend: str = "auto",
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server)
-    address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+    address = _host_port(host, port)
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError as error:
