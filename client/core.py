@@ -74,6 +74,11 @@ def _storage(dtype: str) -> np.dtype:
     return wi.storage_dtype(dtype).newbyteorder("<")
 
 
+def _tensor_identity(header: pb.TensorHeader) -> tuple:
+    """The header fields a resumed stream must repeat: it has to describe the same tensor."""
+    return tuple(header.shape), header.dtype, header.stop, header.seed, header.stream, header.algorithm_version
+
+
 class _TensorReceiver:
     """Checks one tensor's chunks: contiguous offsets, consistent header, digest at the end."""
 
@@ -89,10 +94,7 @@ class _TensorReceiver:
                 self.header = header
                 if self.next_offset is None:
                     self.next_offset = header.start
-            elif (list(header.shape), header.dtype, header.stop, header.seed, header.stream,
-                  header.algorithm_version) != (list(self.header.shape), self.header.dtype, self.header.stop,
-                                                self.header.seed, self.header.stream,
-                                                self.header.algorithm_version):
+            elif _tensor_identity(header) != _tensor_identity(self.header):
                 raise IntegrityError("the resumed stream describes a different tensor")
         if self.header is None:
             raise IntegrityError("stream data arrived before its header")
