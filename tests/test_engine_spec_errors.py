@@ -302,7 +302,9 @@ def test_valid_edge_values_are_accepted():
     {"scheme": "normal", "shape": [3], "params": {"std": 1e39}},
     {"scheme": "normal", "shape": [3], "dtype": "float16", "params": {"std": 1e4}},
     {"scheme": "variance_scaling", "shape": [3, 3], "params": {"scale": 1e308, "distribution": "uniform"}},
-], ids=["uniform-width-overflow", "float32-std-overflow", "float16-std-overflow", "scale-overflow"])
+    {"scheme": "sparse", "shape": [4, 4], "dtype": "float16", "params": {"sparsity": 0.5, "std": 1e5}},
+], ids=["uniform-width-overflow", "float32-std-overflow", "float16-std-overflow", "scale-overflow",
+        "sparse-float16-std-overflow"])
 def test_parameters_whose_values_overflow_the_dtype_are_rejected(spec):
     with pytest.raises(wi.SpecError) as caught:
         wi.spec_from_dict(spec)

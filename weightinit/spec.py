@@ -358,15 +358,27 @@ DTYPE_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308
              "float16": 65504.0, "bfloat16": 3.3895313892515355e38}
 
 
+class _NeedsDraws(Exception):
+    """Raised by the stand-in ``draw`` when a scheme wants random values to build its plan."""
+
+
+def _no_draws(kernel, count):
+    raise _NeedsDraws
+
+
 def _check_values_fit(spec: TensorSpec) -> None:
     """Finite parameters can still derive scalars whose values overflow (a uniform of width
-    2e308, std 1e39 in float32): reject those rather than hand out inf or NaN weights."""
-    if not spec.info.random or spec.info.dense or spec.numel == 0:
+    2e308, std 1e39 in float32): reject those rather than hand out inf or NaN weights.
+    Plans that need draws to be built (the QR schemes) are bounded by their gain and skipped."""
+    if not spec.info.random or spec.numel == 0:
         return
     from .engine.schemes import BUILDERS, RandomPlan  # the derived scalars live with the schemes
     from .engine.transforms import kernel_magnitude
 
-    plan = BUILDERS[spec.scheme](spec, None)
+    try:
+        plan = BUILDERS[spec.scheme](spec, _no_draws)
+    except _NeedsDraws:
+        return
     if not isinstance(plan, RandomPlan):
         return
     magnitude = kernel_magnitude(plan.kernel)

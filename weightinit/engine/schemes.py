@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -37,16 +38,25 @@ class SparseMask:
     mask keys (substream 1, word = flat index) are smallest, ties broken by lower row."""
 
     key: tuple[int, int]
+    rows: int
     cols: int
-    threshold_key: np.ndarray  # uint64[cols]: the zeros_per_column-th smallest key
-    threshold_row: np.ndarray  # int64[cols]: its row
+    zeros_per_column: int
+
+    @cached_property
+    def _thresholds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per column: the zeros_per_column-th smallest key (uint64) and its row (int64).
+        Needs every key of the matrix, so it is computed once, on first use."""
+        keys = philox_words(self.key, 0, self.rows * self.cols, SUBSTREAM_SPARSE_MASK).reshape(self.rows, self.cols)
+        threshold_row = np.argsort(keys, axis=0, kind="stable")[self.zeros_per_column - 1]
+        return keys[threshold_row, np.arange(self.cols)], threshold_row.astype(np.int64)
 
     def zeros_in(self, start: int, stop: int) -> np.ndarray:
+        threshold_key, threshold_row = self._thresholds
         index = np.arange(start, stop, dtype=np.int64)
         rows, cols = np.divmod(index, self.cols)
         keys = philox_words(self.key, start, stop - start, SUBSTREAM_SPARSE_MASK)
-        limit = self.threshold_key[cols]
-        return (keys < limit) | ((keys == limit) & (rows <= self.threshold_row[cols]))
+        limit = threshold_key[cols]
+        return (keys < limit) | ((keys == limit) & (rows <= threshold_row[cols]))
 
 
 @dataclass(frozen=True)
@@ -318,11 +328,7 @@ def sparse(spec: TensorSpec, draw: Draw) -> Plan:
     kernel = normal_kernel(0.0, spec.params["std"])
     if zeros_per_column == 0 or cols == 0:
         return RandomPlan(kernel)
-    keys = philox_words(spec.key, 0, rows * cols, SUBSTREAM_SPARSE_MASK).reshape(rows, cols)
-    order = np.argsort(keys, axis=0, kind="stable")
-    threshold_row = order[zeros_per_column - 1]
-    threshold_key = keys[threshold_row, np.arange(cols)]
-    return RandomPlan(kernel, SparseMask(spec.key, cols, threshold_key, threshold_row.astype(np.int64)))
+    return RandomPlan(kernel, SparseMask(spec.key, rows, cols, zeros_per_column))
 
 
 BUILDERS: dict[str, Callable[[TensorSpec, Draw], Plan]] = {
