@@ -42,7 +42,8 @@ def noop_server(chunk_bytes: int, count: int) -> None:
     import grpc
 
     import weightinit as wi
-    from weightinit.server import jobs, wire
+    from weightinit.api import wire
+    from weightinit.server import jobs
     from weightinit.v1 import initializer_service_pb2 as pb
 
     payload = bytes(chunk_bytes)

@@ -23,8 +23,9 @@ import grpc
 import numpy as np
 
 import weightinit as wi
-from weightinit.server import convert, wire
-from weightinit.server.errors import field_violations
+from weightinit.api import convert, wire
+from weightinit.api.describe import capabilities, tensor_header
+from weightinit.api.errors import field_violations
 from weightinit.v1 import initializer_service_pb2 as pb
 from weightinit.v1 import spec_pb2
 
@@ -401,10 +402,7 @@ class LocalClient:
         return wi.spec_from_dict(convert.spec_to_dict(message, default_seed), limits=self.limits)
 
     def _header(self, spec: wi.TensorSpec, start: int, stop: int) -> pb.TensorHeader:
-        from weightinit.server.jobs import TensorJob, header_for
-
-        backend = wi.get_backend(self.backend)
-        return header_for(TensorJob(spec, start, stop, start, 1), backend.name)
+        return tensor_header(spec, start, stop, start, wi.get_backend(self.backend).name)
 
     def iter_chunks(self, spec: Any, *, start: int | None = None, stop: int | None = None,
                     chunk_elements: int | None = None, _default_seed: int | None = None) -> Iterator[Chunk]:
@@ -457,10 +455,11 @@ class LocalClient:
                 for spec in self._manifest_specs(manifest)}
 
     def capabilities(self) -> pb.GetCapabilitiesResponse:
-        from weightinit.server.jobs import Settings, capabilities
-
         backend = wi.get_backend(self.backend)
-        return capabilities(Settings(), backend.name, backend.device, wi.available_backends())
+        limits = self.limits or wi.Limits(max_elements=0, max_dense_elements=0)
+        answer = pb.ServerLimits(max_elements_per_request=limits.max_elements,
+                                 max_dense_elements=limits.max_dense_elements)
+        return capabilities(answer, 1 << 20, backend.name, backend.device, wi.available_backends())
 
     def describe(self) -> dict:
         return capabilities_to_dict(self.capabilities())

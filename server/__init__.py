@@ -2,8 +2,8 @@
 
 The servicer is thin: requests are validated into jobs by
 :mod:`weightinit.server.jobs`, messages converted by
-:mod:`weightinit.server.convert`, chunks produced lazily by
-:mod:`weightinit.server.streaming` and encoded by :mod:`weightinit.server.wire`.
+:mod:`weightinit.api.convert`, chunks produced lazily by
+:mod:`weightinit.server.streaming` and encoded by :mod:`weightinit.api.wire`.
 """
 
 from .app import InitializerServicer, RunningServer, SERVICE_NAME, create_server, describe_start, serve

@@ -18,8 +18,10 @@ from weightinit.backends import available_backends, get_backend
 from weightinit.v1 import initializer_service_pb2 as pb
 from weightinit.v1 import initializer_service_pb2_grpc as pb_grpc
 
-from . import jobs, wire
-from .errors import RequestError, Violation, exhausted, to_grpc_status
+from weightinit.api import wire
+
+from . import jobs
+from weightinit.api.errors import RequestError, Violation, exhausted, to_grpc_status
 from .streaming import Prefetcher, StreamSlots, StreamStats, stream_messages
 
 log = logging.getLogger("weightinit.server")

@@ -1,22 +1,21 @@
 """Requests -> validated generation jobs, and the capabilities answer.
 
 Plain functions: no network, no servicer. Each ``plan_*`` either returns jobs
-or raises :class:`~weightinit.server.errors.RequestError` listing every bad
+or raises :class:`~weightinit.api.errors.RequestError` listing every bad
 field it found, with the request's field paths.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 
 import weightinit as wi
 from weightinit.v1 import initializer_service_pb2 as pb
 from weightinit.v1 import spec_pb2
 
-from . import convert
-from .errors import Violation, exhausted, invalid
+from weightinit.api import convert
+from weightinit.api import describe
+from weightinit.api.errors import Violation, exhausted, invalid
 
 MIB = 1 << 20
 #: Most violations reported for one request.
@@ -180,43 +179,13 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
 
 
 def header_for(job: TensorJob, backend_name: str) -> pb.TensorHeader:
-    spec = job.spec
-    return pb.TensorHeader(
-        name=spec.name, shape=spec.shape, dtype=convert.DTYPE_TO_PROTO[spec.dtype], element_count=spec.numel,
-        start=job.start, stop=job.stop, byte_count=(job.stop - job.start) * spec.itemsize, item_size=spec.itemsize,
-        algorithm_version=wi.ALGORITHM_VERSION, seed=spec.seed, stream=spec.stream, hash_from=job.hash_from,
-        backend=backend_name, resolved_spec_json=json.dumps(spec.to_dict(), sort_keys=True))
-
-
-_PARAM_TYPES = {"float": pb.PARAM_TYPE_FLOAT, "int": pb.PARAM_TYPE_INT, "str": pb.PARAM_TYPE_STR,
-                "int_list": pb.PARAM_TYPE_INT_LIST}
-
-
-def _default_json(info) -> str:
-    if info.required or info.default is None:
-        return ""
-    value = info.default
-    if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - no such default today
-        return json.dumps(str(value))
-    return json.dumps(value)
+    return describe.tensor_header(job.spec, job.start, job.stop, job.hash_from, backend_name)
 
 
 def capabilities(settings: Settings, backend_name: str, backend_device: str,
                  backends: dict[str, str]) -> pb.GetCapabilitiesResponse:
-    """What this server can do; the schemes come from the engine's catalogue, not from a list here."""
-    schemes = []
-    for name, info in wi.SCHEMES.items():
-        params = [pb.ParamInfo(name=p.name, type=_PARAM_TYPES.get(p.type, pb.PARAM_TYPE_UNSPECIFIED),
-                               required=p.required, default_json=_default_json(p),
-                               choices=list(p.choices or ()), doc=p.doc)
-                  for p in info.params.values()]
-        schemes.append(pb.SchemeInfo(name=name, doc=info.doc, params=params))
-    backend_infos = [pb.BackendInfo(name=name, available=status.startswith("ok"),
-                                    detail=status[len("ok: "):] if status.startswith("ok") else status)
-                     for name, status in backends.items()]
-    return pb.GetCapabilitiesResponse(
-        algorithm_version=wi.ALGORITHM_VERSION, server_version=wi.__version__, schemes=schemes,
-        dtypes=[convert.DTYPE_TO_PROTO[d] for d in wi.DTYPES],
-        layouts=[spec_pb2.Layout.Value("LAYOUT_" + layout.upper()) for layout in wi.LAYOUTS],
-        backends=backend_infos, active_backend=backend_name, active_device=backend_device,
-        limits=settings.as_proto(), default_chunk_bytes=settings.default_chunk_bytes)
+    return describe.capabilities(settings.as_proto(), settings.default_chunk_bytes, backend_name, backend_device,
+                                 backends)
+
+
+__all__ = ["Settings", "TensorJob", "capabilities", "header_for", "plan_generate", "plan_model"]

@@ -20,7 +20,7 @@ import numpy as np
 import weightinit as wi
 
 from . import jobs as jobs_mod
-from . import wire
+from weightinit.api import wire
 
 _POLL_SECONDS = 0.05
 

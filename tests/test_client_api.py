@@ -40,7 +40,7 @@ def test_generate_fills_a_given_buffer_in_place(client):
 
 
 def test_specs_may_be_dicts_engine_specs_or_messages(client):
-    from weightinit.server import convert
+    from weightinit.api import convert
 
     engine_spec = wi.spec_from_dict(SPEC)
     message = convert.spec_from_any(SPEC)

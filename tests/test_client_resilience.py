@@ -14,7 +14,8 @@ import pytest
 import weightinit as wi
 from weightinit.client import Client, IntegrityError
 from weightinit.client.core import _TensorReceiver
-from weightinit.server import SERVICE_NAME, wire
+from weightinit.api import wire
+from weightinit.server import SERVICE_NAME
 
 pytestmark = pytest.mark.service
 
@@ -150,7 +151,7 @@ def test_receiver_rejects_gaps_overruns_and_missing_headers():
 
 
 def test_waits_out_a_full_server_with_backoff(make_server):
-    from weightinit.server import convert
+    from weightinit.api import convert
     from weightinit.v1 import initializer_service_pb2 as pb
 
     running = make_server(max_concurrent_streams=1)

@@ -12,7 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import weightinit as wi
 from weightinit.client import Client, field_violations
-from weightinit.server import SERVICE_NAME, convert
+from weightinit.api import convert
+from weightinit.server import SERVICE_NAME
 from weightinit.v1 import initializer_service_pb2 as pb
 from weightinit.v1 import spec_pb2
 

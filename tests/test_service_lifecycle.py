@@ -13,7 +13,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from weightinit.client import Client
-from weightinit.server import SERVICE_NAME, convert, wire
+from weightinit.api import convert, wire
+from weightinit.server import SERVICE_NAME
 from weightinit.v1 import initializer_service_pb2 as pb
 
 pytestmark = pytest.mark.service

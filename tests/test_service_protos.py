@@ -12,7 +12,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
 import weightinit as wi
-from weightinit.server import convert
+from weightinit.api import convert
 from weightinit.v1 import initializer_service_pb2, spec_pb2
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import weightinit as wi
-from weightinit.server import convert, jobs, wire
-from weightinit.server.errors import RequestError, to_status_proto
+from weightinit.api import convert, wire
+from weightinit.server import jobs
+from weightinit.api.errors import RequestError, to_status_proto
 from weightinit.v1 import initializer_service_pb2 as pb
 from weightinit.v1 import spec_pb2
 
