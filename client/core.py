@@ -89,6 +89,10 @@ class _TensorReceiver:
         self.hasher = wire.ThreadedHasher()
         self.done = False
 
+    def close(self) -> None:
+        """End the digest's helper thread (the stream is over or abandoned)."""
+        self.hasher.close()
+
     def accept(self, header: pb.TensorHeader | None, offset: int, data: memoryview, digest: bytes) -> np.ndarray:
         if header is not None and header.ByteSize():
             if self.header is None:
@@ -223,7 +227,15 @@ class Client:
     def _tensor_stream(self, request: pb.GenerateRequest, receiver: _TensorReceiver | None = None) -> Iterator[Chunk]:
         first_start = request.hash_from if request.HasField("hash_from") else (
             request.start if request.HasField("start") else None)
+        owned = receiver is None
         receiver = receiver or _TensorReceiver(first_start)
+        try:
+            yield from self._receive_tensor(request, receiver)
+        finally:
+            if owned:
+                receiver.close()
+
+    def _receive_tensor(self, request: pb.GenerateRequest, receiver: _TensorReceiver) -> Iterator[Chunk]:
         attempt = 0
         while True:
             if receiver.next_offset is not None and receiver.header is not None:
@@ -277,45 +289,54 @@ class Client:
         chunk = self.chunk_elements if chunk_elements is None else chunk_elements
         next_index = 0
         attempt = 0
-        while next_index < len(manifest.tensors):
-            rest = spec_pb2.ModelManifest(name=manifest.name, seed=manifest.seed,
-                                          tensors=manifest.tensors[next_index:])
-            request = pb.GenerateModelRequest(manifest=rest, chunk_elements=chunk)
-            receiver: _TensorReceiver | None = None
-            base = index = next_index
-            try:
-                for raw in self._generate_model(request, timeout=self.timeout):
-                    message, data = wire.decode_model(raw)
-                    index = base + message.tensor_index
-                    if message.HasField("header"):
-                        if receiver is not None and not receiver.done:
-                            raise IntegrityError(f"tensor {receiver.header.name!r} ended before its digest")
-                        receiver = _TensorReceiver(None)
-                    if receiver is None:
-                        raise IntegrityError("model stream data arrived before a header")
-                    array = receiver.accept(message.header if message.HasField("header") else None,
-                                            message.offset, data, message.sha256)
-                    attempt = 0
-                    yield ModelChunk(receiver.header, message.offset, array, index, receiver.header.name)
-                    if receiver.done:
+        receiver: _TensorReceiver | None = None
+        try:
+            while next_index < len(manifest.tensors):
+                rest = spec_pb2.ModelManifest(name=manifest.name, seed=manifest.seed,
+                                              tensors=manifest.tensors[next_index:])
+                request = pb.GenerateModelRequest(manifest=rest, chunk_elements=chunk)
+                base = index = next_index
+                if receiver is not None:
+                    receiver.close()
+                    receiver = None
+                try:
+                    for raw in self._generate_model(request, timeout=self.timeout):
+                        message, data = wire.decode_model(raw)
+                        index = base + message.tensor_index
+                        if message.HasField("header"):
+                            if receiver is not None:
+                                receiver.close()
+                                if not receiver.done:
+                                    raise IntegrityError(f"tensor {receiver.header.name!r} ended before its digest")
+                            receiver = _TensorReceiver(None)
+                        if receiver is None:
+                            raise IntegrityError("model stream data arrived before a header")
+                        array = receiver.accept(message.header if message.HasField("header") else None,
+                                                message.offset, data, message.sha256)
+                        attempt = 0
+                        yield ModelChunk(receiver.header, message.offset, array, index, receiver.header.name)
+                        if receiver.done:
+                            next_index = index + 1
+                    if next_index < len(manifest.tensors):
+                        raise IntegrityError("the model stream ended early")
+                except grpc.RpcError as error:
+                    attempt += 1
+                    if not _retryable(error) or attempt >= self.max_attempts:
+                        raise
+                    self._backoff(attempt - 1)
+                    if receiver is not None and not receiver.done and receiver.header is not None:
+                        # finish the interrupted tensor on its own, then continue with the rest
+                        tensor = spec_pb2.TensorSpec()
+                        tensor.CopyFrom(manifest.tensors[index])
+                        if not tensor.HasField("seed"):
+                            tensor.seed = manifest.seed
+                        resume = pb.GenerateRequest(spec=tensor, chunk_elements=chunk)
+                        for part in self._tensor_stream(resume, receiver):
+                            yield ModelChunk(part.header, part.offset, part.data, index, part.header.name)
                         next_index = index + 1
-                if next_index < len(manifest.tensors):
-                    raise IntegrityError("the model stream ended early")
-            except grpc.RpcError as error:
-                attempt += 1
-                if not _retryable(error) or attempt >= self.max_attempts:
-                    raise
-                self._backoff(attempt - 1)
-                if receiver is not None and not receiver.done and receiver.header is not None:
-                    # finish the interrupted tensor on its own, then continue with the rest
-                    tensor = spec_pb2.TensorSpec()
-                    tensor.CopyFrom(manifest.tensors[index])
-                    if not tensor.HasField("seed"):
-                        tensor.seed = manifest.seed
-                    resume = pb.GenerateRequest(spec=tensor, chunk_elements=chunk)
-                    for part in self._tensor_stream(resume, receiver):
-                        yield ModelChunk(part.header, part.offset, part.data, index, part.header.name)
-                    next_index = index + 1
+        finally:
+            if receiver is not None:
+                receiver.close()
 
     def generate_model(self, manifest: Any, *, chunk_elements: int | None = None) -> dict[str, np.ndarray]:
         """Every tensor of the manifest, by name, in manifest order, each verified."""

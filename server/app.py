@@ -80,7 +80,7 @@ class InitializerServicer(pb_grpc.InitializerServiceServicer):
             log.exception("stream failed")
             context.abort(grpc.StatusCode.INTERNAL, f"generation failed: {error}")
         finally:
-            prefetcher.stop()
+            prefetcher.close()
             release(completed)
 
 

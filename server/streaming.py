@@ -23,6 +23,8 @@ from . import jobs as jobs_mod
 from weightinit.api import wire
 
 _POLL_SECONDS = 0.05
+#: How long closing a stream waits for its producer to finish the step it is in.
+_CLOSE_WAIT_SECONDS = 5.0
 
 
 class StreamStats:
@@ -95,34 +97,34 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
     compiled = wi.compile_spec(job.spec, backend, limits=None)
     spec = compiled.spec
     header = jobs_mod.header_for(job, backend.name).SerializeToString()
-    hasher = wire.ThreadedHasher()
-    chunk = job.chunk_elements
-    span = max(job.stop - job.hash_from, 1)
-    scratch = np.empty(min(chunk, span), dtype=wi.storage_dtype(spec.dtype))
-    for offset in range(job.hash_from, job.start, chunk):  # hashed, not sent (resumed downloads)
-        if should_stop():
+    with wire.ThreadedHasher() as hasher:  # its helper thread ends on every exit path
+        chunk = job.chunk_elements
+        span = max(job.stop - job.hash_from, 1)
+        scratch = np.empty(min(chunk, span), dtype=wi.storage_dtype(spec.dtype))
+        for offset in range(job.hash_from, job.start, chunk):  # hashed, not sent (resumed downloads)
+            if should_stop():
+                return
+            view = scratch[:min(chunk, job.start - offset)]
+            hasher.update(_little_endian(compiled.fill(offset, view)).tobytes())  # a copy: scratch is reused
+        if job.start == job.stop:
+            yield wire.encode_chunk(layout, header=header, offset=job.start, sha256=hasher.digest(), index=job.index)
             return
-        view = scratch[:min(chunk, job.start - offset)]
-        hasher.update(_little_endian(compiled.fill(offset, view)).tobytes())  # a copy: scratch is reused
-    if job.start == job.stop:
-        yield wire.encode_chunk(layout, header=header, offset=job.start, sha256=hasher.digest(), index=job.index)
-        return
-    first = True
-    for offset in range(job.start, job.stop, chunk):
-        if should_stop():
-            return
-        count = min(chunk, job.stop - offset)
-        view = _little_endian(compiled.fill(offset, scratch[:count]))
-        message = wire.encode_chunk(layout, data=view, offset=offset, header=header if first else None,
-                                    index=job.index)
-        # data is the message's last field: hash it there (immutable) while the next chunk is generated
-        hasher.update(memoryview(message)[len(message) - view.nbytes:])
-        if offset + count == job.stop:
-            message += wire.digest_field(layout, hasher.digest())
-        first = False
-        if stats is not None:
-            stats.chunk(view.nbytes)
-        yield message
+        first = True
+        for offset in range(job.start, job.stop, chunk):
+            if should_stop():
+                return
+            count = min(chunk, job.stop - offset)
+            view = _little_endian(compiled.fill(offset, scratch[:count]))
+            message = wire.encode_chunk(layout, data=view, offset=offset, header=header if first else None,
+                                        index=job.index)
+            # data is the message's last field: hash it there (immutable) while the next chunk is generated
+            hasher.update(memoryview(message)[len(message) - view.nbytes:])
+            if offset + count == job.stop:
+                message += wire.digest_field(layout, hasher.digest())
+            first = False
+            if stats is not None:
+                stats.chunk(view.nbytes)
+            yield message
 
 
 def stream_messages(tensor_jobs: Iterable[jobs_mod.TensorJob], backend, layout, should_stop: Callable[[], bool],
@@ -168,14 +170,35 @@ class Prefetcher:
                 continue
         return False
 
-    def _run(self) -> None:
+    def close(self) -> None:
+        """Stop the producer, drop the chunks it queued and wait for it to end (its generator is
+        closed in its own thread, so the producer's ``finally`` blocks run there)."""
+        self.stop()
+        self._drain()
+        self._thread.join(_CLOSE_WAIT_SECONDS)
+        self._drain()
+
+    def _drain(self) -> None:
         try:
-            for item in self._produce(self._stop.is_set):
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+
+    def _run(self) -> None:
+        items = None
+        try:
+            items = iter(self._produce(self._stop.is_set))
+            for item in items:
                 if not self._put((True, item)):
                     return
             self._put((False, None))
         except BaseException as error:  # handed to the consumer
             self._put((False, error))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     def __iter__(self):
         while True:

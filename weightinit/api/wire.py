@@ -96,6 +96,11 @@ class ThreadedHasher:
     hashlib releases the GIL, so the hash of one chunk overlaps with generating, sending or
     copying the next. Pieces must stay unchanged until ``digest()``: pass immutable bytes
     (or views of them), never a buffer that is reused.
+
+    The helper thread exists from the first large piece until ``digest()`` or ``close()``;
+    whoever creates a hasher must call one of them on every exit path (``with`` does it).
+    The thread holds only the queue and the hash, never the hasher, so a hasher that is
+    dropped unclosed is still collected and its thread ended.
     """
 
     THREAD_MIN_BYTES = 256 * 1024
@@ -105,36 +110,55 @@ class ThreadedHasher:
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
 
-    def _work(self) -> None:
+    @staticmethod
+    def _work(pieces: queue.Queue, sha) -> None:
         while True:
-            piece = self._queue.get()
+            piece = pieces.get()
             if piece is None:
                 return
-            self._hash.update(piece)
+            sha.update(piece)
 
     def update(self, piece) -> None:
         if self._queue is None and len(piece) >= self.THREAD_MIN_BYTES:
             self._queue = queue.Queue(maxsize=2)  # bounds the bytes kept alive for hashing
-            self._thread = threading.Thread(target=self._work, name="weightinit-sha256", daemon=True)
+            self._thread = threading.Thread(target=self._work, args=(self._queue, self._hash),
+                                            name="weightinit-sha256", daemon=True)
             self._thread.start()
         if self._queue is not None:
             self._queue.put(piece)
         else:
             self._hash.update(piece)
 
-    def _drain(self) -> None:
+    def close(self) -> None:
+        """End the helper thread and drop the queued pieces; idempotent."""
+        pieces, thread = self._queue, self._thread
+        self._queue = self._thread = None
+        if pieces is None:
+            return
+        try:
+            while True:  # the pieces still queued will never be needed
+                pieces.get_nowait()
+        except queue.Empty:
+            pass
+        pieces.put(None)  # the worker takes at most one more piece, so there is room
+        if thread is not threading.current_thread():
+            thread.join()
+
+    def digest(self) -> bytes:
         if self._queue is not None:
             self._queue.put(None)
             self._thread.join()
             self._queue = self._thread = None
-
-    def digest(self) -> bytes:
-        self._drain()
         return self._hash.digest()
 
+    def __enter__(self) -> "ThreadedHasher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def __del__(self):
-        if self._queue is not None:
-            self._queue.put(None)
+        self.close()
 
 
 def digest_field(layout: _Layout, sha256: bytes) -> bytes:
