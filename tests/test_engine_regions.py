@@ -176,3 +176,26 @@ def test_a_64_mib_region_of_a_16_gib_tensor_stays_o_region():
     # the rows are elements [0, 256 * 65536) of the stream: spot-check the last 1000 against a flat range
     tail = wi.generate(spec, region_bytes // 4 - 1000, region_bytes // 4)
     assert region.reshape(-1)[-1000:].tobytes() == tail.tobytes()
+
+
+@settings(PROPERTY, max_examples=40)
+@given(st.lists(st.integers(0, 5), min_size=0, max_size=4), st.data())
+def test_positions_of_a_region_split_into_boxes_in_order(extents, data):
+    numel = math.prod(extents)
+    start = data.draw(st.integers(0, numel))
+    stop = data.draw(st.integers(start, numel))
+    flat = np.arange(numel).reshape(extents)
+    boxes = regions.split_positions(extents, start, stop)
+    pieces = [flat[tuple(slice(a, b) for a, b in box)].reshape(-1) for box in boxes]
+    assert np.concatenate(pieces + [np.empty(0, int)]).tolist() == list(range(start, stop))
+    assert len(boxes) <= max(1, 2 * len(extents) - 1)
+
+
+def test_region_positions_equal_the_flattened_region():
+    spec = {"scheme": "sparse", "shape": [13, 11], "params": {"sparsity": 0.4}, "seed": 2}
+    compiled = wi.compile_spec(spec, "numpy")
+    bounds = ((2, 12), (3, 10))
+    want = wi.generate_raw(spec)[2:12, 3:10].reshape(-1)
+    for start, stop in [(0, 70), (5, 6), (6, 40), (13, 70)]:
+        got = regions.fill_region_positions(compiled, bounds, start, np.empty(stop - start, np.float32), 8)
+        assert got.tobytes() == want[start:stop].tobytes()

@@ -171,3 +171,39 @@ def fill_region(compiled, bounds: Bounds, out: np.ndarray, batch_elements: int) 
             out[zeros.reshape(-1)] = 0
         return out
     raise TypeError(f"unknown plan {plan!r}")  # pragma: no cover
+
+
+def split_positions(extents: Sequence[int], start: int, stop: int) -> list[Bounds]:
+    """Positions [start, stop) of an array of shape ``extents`` (row-major) as at most
+    2 * rank - 1 boxes, in order: a partial leading slab, whole slabs, a partial trailing slab."""
+    if start >= stop:
+        return []
+    if not extents:
+        return [()]
+    inner = math.prod(extents[1:])
+    first, first_rest = divmod(start, inner)
+    last, last_rest = divmod(stop, inner)
+    whole_inner = tuple((0, size) for size in extents[1:])
+    if first == last:
+        return [((first, first + 1),) + box for box in split_positions(extents[1:], first_rest, last_rest)]
+    boxes = []
+    if first_rest:
+        boxes += [((first, first + 1),) + box for box in split_positions(extents[1:], first_rest, inner)]
+        first += 1
+    if last > first:
+        boxes.append(((first, last),) + whole_inner)
+    if last_rest:
+        boxes += [((last, last + 1),) + box for box in split_positions(extents[1:], 0, last_rest)]
+    return boxes
+
+
+def fill_region_positions(compiled, bounds: Bounds, start: int, out: np.ndarray, batch_elements: int) -> np.ndarray:
+    """Write positions ``[start, start + out.size)`` of the region (its own row-major order) into
+    ``out``: what a stream of the region sends, chunk by chunk."""
+    position = 0
+    for box in split_positions(region_shape(bounds), start, start + out.size):
+        absolute = tuple((lo + a, lo + b) for (lo, _), (a, b) in zip(bounds, box))
+        count = math.prod(b - a for a, b in box)
+        fill_region(compiled, absolute, out[position:position + count], batch_elements)
+        position += count
+    return out
