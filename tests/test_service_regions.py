@@ -117,3 +117,26 @@ def test_client_index_is_exclusive_with_start_stop(client):
             api.generate({"scheme": "normal", "shape": [6, 5]}, index=np.s_[0:2], start=0)
         with pytest.raises(wi.SpecError, match=r"index\[1\]"):
             api.generate({"scheme": "normal", "shape": [6, 5]}, index=np.s_[0:2, 0:5:2])
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local", "server"])
+def test_cli_index_writes_the_region(tmp_path, server, remote):
+    from weightinit.cli import main
+
+    spec = {"scheme": "kaiming_normal", "shape": [64, 48], "seed": 7, "name": "fc1.weight"}
+    args = ["generate", "--scheme", "kaiming_normal", "--shape", "64", "48", "--seed", "7", "--name", "fc1.weight",
+            "--index", "0:40,-16:", "-o", str(tmp_path / "w.npy")]
+    assert main(args + (["--server", server.target] if remote else [])) == 0
+    loaded = np.load(tmp_path / "w.npy")
+    assert loaded.shape == (40, 16) and _raw(loaded) == _raw(wi.generate(spec, index=np.s_[0:40, -16:]))
+
+
+def test_cli_bad_index_names_the_dimension(tmp_path, capsys):
+    from weightinit.cli import main
+
+    for index, field in (("0:4,9", "index[1]"), ("0:4,2:99:", "index[1]"), ("0:4,0:2,0:1", "index"),
+                         ("0:4,3:9", "index[1]")):
+        assert main(["generate", "--scheme", "normal", "--shape", "6", "5", "--index", index,
+                     "-o", str(tmp_path / "x.npy")]) == 2
+        assert f" {field}:" in capsys.readouterr().err, index
+    assert not list(tmp_path.iterdir())
