@@ -1,5 +1,5 @@
 """N-d regions: ``generate(spec, index=...)`` equals ``generate(spec)[index]`` bit for bit, for every
-scheme family and dtype, on every CPU backend, at O(region) memory; bad regions name the dimension."""
+scheme family and dtype, on every backend, at O(region) memory; bad regions name the dimension."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from weightinit.spec import DTYPES
 
 PROPERTY = settings(derandomize=True, max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-CPU_BACKENDS = support.backend_params(("numpy", "numba"))
+BACKENDS = support.backend_params()  # numpy, numba, cupy (skipped without a GPU)
 
 #: One entry per family: plain random, fan-scaled random, truncated, constant, index plans, sparse
 #: mask, dense (QR) plans.
@@ -80,7 +80,7 @@ def regions_of(draw, shape):
     return index, tuple(numpy_index)
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("scheme", FAMILIES)
 def test_region_equals_the_slice_of_the_whole(scheme, backend):
     @settings(PROPERTY, max_examples=12)
