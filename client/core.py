@@ -26,6 +26,8 @@ import weightinit as wi
 from weightinit.api import convert, wire
 from weightinit.api.describe import capabilities, tensor_header
 from weightinit.api.errors import field_violations
+from weightinit.engine.generate import FILL_ELEMENTS
+from weightinit.engine.regions import fill_region_positions, region_shape, resolve_region
 from weightinit.v1 import initializer_service_pb2 as pb
 from weightinit.v1 import spec_pb2
 
@@ -77,7 +79,8 @@ def _storage(dtype: str) -> np.dtype:
 
 def _tensor_identity(header: pb.TensorHeader) -> tuple:
     """The header fields a resumed stream must repeat: it has to describe the same tensor."""
-    return tuple(header.shape), header.dtype, header.stop, header.seed, header.stream, header.algorithm_version
+    return (tuple(header.shape), header.dtype, header.stop, header.seed, header.stream, header.algorithm_version,
+            tuple((r.start, r.stop) for r in header.region))
 
 
 class _TensorReceiver:
@@ -210,14 +213,18 @@ class Client:
     # -- single tensors ---------------------------------------------------
 
     def iter_chunks(self, spec: Any, *, start: int | None = None, stop: int | None = None,
-                    chunk_elements: int | None = None) -> Iterator[Chunk]:
+                    chunk_elements: int | None = None, index: Any = None) -> Iterator[Chunk]:
         """Yield the tensor's chunks in order, each checked; the digest is checked after the last.
 
-        A broken stream resumes where it stopped. The chunk arrays are
-        read-only views of the received messages.
+        With ``index`` (an N-d region, as for :func:`weightinit.generate`) the chunks hold the
+        region's elements, offsets counted in its row-major order. A broken stream resumes where
+        it stopped. The chunk arrays are read-only views of the received messages.
         """
-        request = pb.GenerateRequest(spec=convert.spec_from_any(spec),
+        message = convert.spec_from_any(spec)
+        request = pb.GenerateRequest(spec=message,
                                      chunk_elements=self.chunk_elements if chunk_elements is None else chunk_elements)
+        if index is not None:
+            request.region.extend(convert.region_to_proto(_region_bounds(index, message.shape, start, stop)))
         if start is not None:
             request.start = start
         if stop is not None:
@@ -259,8 +266,9 @@ class Client:
                 self._backoff(attempt - 1)
 
     def generate(self, spec: Any, *, start: int | None = None, stop: int | None = None,
-                 chunk_elements: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
-        """The whole tensor (shaped), or the flat element range ``[start, stop)``.
+                 chunk_elements: int | None = None, out: np.ndarray | None = None, index: Any = None) -> np.ndarray:
+        """The whole tensor (shaped), the flat element range ``[start, stop)``, or the N-d region
+        ``index`` (shaped; e.g. ``np.s_[0:512, 256:512]``), equal to ``weightinit.generate``.
 
         The array is allocated once from the header and filled in place
         (or ``out``, a C-contiguous array of the storage dtype and size).
@@ -269,7 +277,7 @@ class Client:
         """
         flat = None
         header = None
-        for chunk in self.iter_chunks(spec, start=start, stop=stop, chunk_elements=chunk_elements):
+        for chunk in self.iter_chunks(spec, start=start, stop=stop, chunk_elements=chunk_elements, index=index):
             if flat is None:
                 header = chunk.header
                 flat = _allocate(header, out)
@@ -387,8 +395,17 @@ def _allocate(header: pb.TensorHeader, out: np.ndarray | None) -> np.ndarray:
     return flat.view(dtype)
 
 
+def _region_bounds(index: Any, shape, start, stop) -> tuple[tuple[int, int], ...]:
+    if start is not None or stop is not None:
+        raise wi.SpecError("index", "give either an index (N-d region) or start/stop (flat range), not both")
+    return resolve_region(index, tuple(shape))
+
+
 def _finish(header: pb.TensorHeader, flat: np.ndarray, whole: bool) -> np.ndarray:
-    if whole and header.start == 0 and header.stop == header.element_count:
+    if header.region:
+        if whole:
+            flat = flat.reshape(tuple(r.stop - r.start for r in header.region))
+    elif whole and header.start == 0 and header.stop == header.element_count:
         flat = flat.reshape(tuple(header.shape))
     return user_array(flat, dtype_name(header))
 
@@ -422,12 +439,16 @@ class LocalClient:
         message = convert.spec_from_any(spec)
         return wi.spec_from_dict(convert.spec_to_dict(message, default_seed), limits=self.limits)
 
-    def _header(self, spec: wi.TensorSpec, start: int, stop: int) -> pb.TensorHeader:
-        return tensor_header(spec, start, stop, start, wi.get_backend(self.backend).name)
+    def _header(self, spec: wi.TensorSpec, start: int, stop: int, region=None) -> pb.TensorHeader:
+        return tensor_header(spec, start, stop, start, wi.get_backend(self.backend).name, region)
 
     def iter_chunks(self, spec: Any, *, start: int | None = None, stop: int | None = None,
-                    chunk_elements: int | None = None, _default_seed: int | None = None) -> Iterator[Chunk]:
+                    chunk_elements: int | None = None, index: Any = None,
+                    _default_seed: int | None = None) -> Iterator[Chunk]:
         spec = self._spec(spec, _default_seed)
+        if index is not None:
+            yield from self._region_chunks(spec, _region_bounds(index, spec.shape, start, stop), chunk_elements)
+            return
         first = 0 if start is None else start
         last = spec.numel if stop is None else stop
         step = chunk_elements or max(1, (1 << 20) // spec.itemsize)
@@ -440,12 +461,29 @@ class LocalClient:
         if not produced:
             yield Chunk(self._header(spec, first, last), first, np.empty(0, wi.storage_dtype(spec.dtype)))
 
+    def _region_chunks(self, spec: wi.TensorSpec, region, chunk_elements: int | None) -> Iterator[Chunk]:
+        compiled = wi.compile_spec(spec, self.backend, self.limits)
+        count = int(np.prod(region_shape(region), dtype=np.int64))
+        header = self._header(spec, 0, count, region)
+        step = chunk_elements or max(1, (1 << 20) // spec.itemsize)
+        for offset in range(0, count, step):
+            data = np.empty(min(step, count - offset), dtype=wi.storage_dtype(spec.dtype))
+            yield Chunk(header, offset, fill_region_positions(compiled, region, offset, data, FILL_ELEMENTS))
+        if count == 0:
+            yield Chunk(header, 0, np.empty(0, wi.storage_dtype(spec.dtype)))
+
     def generate(self, spec: Any, *, start: int | None = None, stop: int | None = None,
-                 chunk_elements: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+                 chunk_elements: int | None = None, out: np.ndarray | None = None, index: Any = None) -> np.ndarray:
         spec = self._spec(spec)
-        array = wi.generate(spec, start, stop, backend=self.backend, limits=self.limits)
+        if index is not None:
+            region = _region_bounds(index, spec.shape, start, stop)
+            array = wi.generate(spec, backend=self.backend, limits=self.limits, index=region)
+            header = self._header(spec, 0, array.size, region)
+        else:
+            array = wi.generate(spec, start, stop, backend=self.backend, limits=self.limits)
+            header = self._header(spec, start or 0, spec.numel if stop is None else stop)
         if out is not None:
-            flat = _allocate(self._header(spec, start or 0, spec.numel if stop is None else stop), out)
+            flat = _allocate(header, out)
             flat[...] = np.asarray(array).reshape(-1).view(flat.dtype)
             return user_array(flat.reshape(array.shape), spec.dtype)
         return array

@@ -7,6 +7,7 @@ field it found, with the request's field paths.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import weightinit as wi
@@ -53,7 +54,8 @@ class Settings:
 
 @dataclass(frozen=True)
 class TensorJob:
-    """One tensor to stream: elements [start, stop), digest over [hash_from, stop)."""
+    """One tensor to stream: elements [start, stop), digest over [hash_from, stop); with a region,
+    positions in the region's row-major order."""
 
     spec: wi.TensorSpec
     start: int
@@ -61,6 +63,7 @@ class TensorJob:
     hash_from: int
     chunk_elements: int
     index: int = 0
+    region: tuple[tuple[int, int], ...] | None = None
 
 
 class _Collector:
@@ -123,6 +126,10 @@ def plan_generate(request: pb.GenerateRequest, settings: Settings) -> TensorJob:
     chunk = _chunk_elements(request.chunk_elements, itemsize, settings, "chunk_elements", found)
     start = request.start if request.HasField("start") else 0
     numel = spec.numel if spec is not None else None
+    region = None
+    if request.region and spec is not None:
+        region = _region(request.region, spec.shape, found)
+        numel = math.prod(b - a for a, b in region) if region is not None else None
     stop = request.stop if request.HasField("stop") else numel
     if start < 0:
         found.add("start", f"must be >= 0, got {start}")
@@ -130,16 +137,34 @@ def plan_generate(request: pb.GenerateRequest, settings: Settings) -> TensorJob:
         found.add("stop", f"must be >= 0, got {stop}")
     if numel is not None:
         if start > numel:
-            found.add("start", f"must be <= the element count {numel}, got {start}")
+            found.add("start", f"must be <= the element count {numel}{' of the region' if region else ''}, "
+                               f"got {start}")
         if stop > numel:
-            found.add("stop", f"must be <= the element count {numel}, got {stop}")
+            found.add("stop", f"must be <= the element count {numel}{' of the region' if region else ''}, "
+                              f"got {stop}")
     if stop is not None and 0 <= stop < start:
         found.add("stop", f"must be >= start ({start}), got {stop}")
     hash_from = request.hash_from if request.HasField("hash_from") else start
     if not 0 <= hash_from <= max(start, 0):
         found.add("hash_from", f"must be in [0, start = {start}], got {hash_from}")
     found.raise_if_any()
-    return TensorJob(spec, start, stop, hash_from, chunk)
+    return TensorJob(spec, start, stop, hash_from, chunk, region=region)
+
+
+def _region(ranges, shape, found: _Collector) -> tuple[tuple[int, int], ...] | None:
+    """[start, stop) per leading dimension, trailing dimensions whole; None when invalid."""
+    if len(ranges) > len(shape):
+        found.add("region", f"has {len(ranges)} ranges for a tensor of rank {len(shape)}")
+        return None
+    ok = True
+    for d, (dim_range, size) in enumerate(zip(ranges, shape)):
+        if not 0 <= dim_range.start <= dim_range.stop <= size:
+            found.add(f"region[{d}]", f"[{dim_range.start}, {dim_range.stop}) is not within [0, {size}] "
+                                      f"with start <= stop")
+            ok = False
+    if not ok:
+        return None
+    return tuple((r.start, r.stop) for r in ranges) + tuple((0, size) for size in shape[len(ranges):])
 
 
 def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[TensorJob]:
@@ -179,7 +204,7 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
 
 
 def header_for(job: TensorJob, backend_name: str) -> pb.TensorHeader:
-    return describe.tensor_header(job.spec, job.start, job.stop, job.hash_from, backend_name)
+    return describe.tensor_header(job.spec, job.start, job.stop, job.hash_from, backend_name, job.region)
 
 
 def capabilities(settings: Settings, backend_name: str, backend_device: str,

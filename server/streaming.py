@@ -18,6 +18,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 import weightinit as wi
+from weightinit.engine.generate import FILL_ELEMENTS
+from weightinit.engine.regions import fill_region_positions
 
 from . import jobs as jobs_mod
 from weightinit.api import wire
@@ -96,6 +98,11 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
     """Serialized response messages of one tensor: header on the first, digest on the last."""
     compiled = wi.compile_spec(job.spec, backend, limits=None)
     spec = compiled.spec
+    if job.region is None:
+        fill = compiled.fill
+    else:  # offsets are positions in the region's row-major order
+        def fill(offset: int, out: np.ndarray) -> np.ndarray:
+            return fill_region_positions(compiled, job.region, offset, out, FILL_ELEMENTS)
     header = jobs_mod.header_for(job, backend.name).SerializeToString()
     with wire.ThreadedHasher() as hasher:  # its helper thread ends on every exit path
         chunk = job.chunk_elements
@@ -105,7 +112,7 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
             if should_stop():
                 return
             view = scratch[:min(chunk, job.start - offset)]
-            hasher.update(_little_endian(compiled.fill(offset, view)).tobytes())  # a copy: scratch is reused
+            hasher.update(_little_endian(fill(offset, view)).tobytes())  # a copy: scratch is reused
         if job.start == job.stop:
             yield wire.encode_chunk(layout, header=header, offset=job.start, sha256=hasher.digest(), index=job.index)
             return
@@ -114,7 +121,7 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
             if should_stop():
                 return
             count = min(chunk, job.stop - offset)
-            view = _little_endian(compiled.fill(offset, scratch[:count]))
+            view = _little_endian(fill(offset, scratch[:count]))
             message = wire.encode_chunk(layout, data=view, offset=offset, header=header if first else None,
                                         index=job.index)
             # data is the message's last field: hash it there (immutable) while the next chunk is generated

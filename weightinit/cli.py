@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -24,6 +25,7 @@ import numpy as np
 
 import weightinit as wi
 from weightinit.engine.generate import check_chunk, check_range
+from weightinit.engine.regions import region_shape, resolve_region
 
 PROGRESS_MIN_BYTES = 16 << 20
 SAFETENSORS_DTYPE = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16"}
@@ -74,6 +76,22 @@ def _parse_range(text: str | None) -> tuple[int | None, int | None]:
     if not sep:
         raise wi.SpecError("range", f"must be START:STOP, got {text!r}")
     return (_int_arg(start, "range") if start else 0), (_int_arg(stop, "range") if stop else None)
+
+
+def _parse_index(text: str | None, shape) -> list[tuple[int, int]] | None:
+    """'0:512,256:512' -> one (start, stop) per leading dimension; empty ends are the dimension's
+    ends, negative values count from the end; out of range is an error (no NumPy clamping)."""
+    if text is None:
+        return None
+    index = []
+    for d, part in enumerate(text.split(",")):
+        start, sep, stop = part.strip().partition(":")
+        if not sep:
+            raise wi.SpecError(f"index[{d}]", f"must be START:STOP, got {part!r}")
+        size = shape[d] if d < len(shape) else 0
+        index.append((_int_arg(start, f"index[{d}]") if start.strip() else 0,
+                      _int_arg(stop, f"index[{d}]") if stop.strip() else size))
+    return index
 
 
 def _load_json(path: str, what: str) -> Any:
@@ -268,10 +286,18 @@ def cmd_generate(args) -> int:
     spec_dict = spec_from_args(args)
     spec = wi.spec_from_dict(spec_dict, limits=None if args.server else wi.DEFAULT_LIMITS)
     start, stop = _parse_range(args.range)
-    first, last = check_range(spec, start, stop)
-    shape = spec.shape if args.range is None else (last - first,)
-    nbytes = (last - first) * spec.itemsize
-    chunks = client.iter_chunks(spec_dict, start=start, stop=stop, chunk_elements=chunk_elements)
+    index = _parse_index(args.index, spec.shape)
+    if index is not None:
+        if args.range is not None:
+            raise UsageError("--index and --range are exclusive: give an N-d region or a flat range")
+        shape = region_shape(resolve_region(index, spec.shape))
+        nbytes = math.prod(shape) * spec.itemsize
+        chunks = client.iter_chunks(spec_dict, chunk_elements=chunk_elements, index=index)
+    else:
+        first, last = check_range(spec, start, stop)
+        shape = spec.shape if args.range is None else (last - first,)
+        nbytes = (last - first) * spec.itemsize
+        chunks = client.iter_chunks(spec_dict, start=start, stop=stop, chunk_elements=chunk_elements)
     out = _Output(args.output)
     try:
         if fmt == "npy":
@@ -419,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--manifest", metavar="FILE.json",
                      help='model manifest {"seed": 7, "tensors": [spec, ...]} -> one .safetensors')
     gen.add_argument("--range", metavar="START:STOP", help="only the flat elements [START, STOP)")
+    gen.add_argument("--index", metavar="A:B,C:D", help="only the N-d region [A:B, C:D, ...] (trailing dims whole), "
+                                                        "e.g. --index 0:512,256:512")
     gen.add_argument("--chunk-elements", dest="chunk_elements", metavar="N", help="elements per chunk")
     gen.add_argument("-o", "--output", metavar="OUT", help="OUT.npy, OUT.safetensors, OUT.bin, or - (raw bytes)")
     gen.add_argument("--server", metavar="HOST:PORT", help="fetch from a weightinit server instead")

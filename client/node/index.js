@@ -59,6 +59,29 @@ function toTensorSpec(spec) {
   return message;
 }
 
+// index: one [start, stop] pair per leading dimension (fewer than the rank: trailing dimensions whole;
+// null/undefined ends are the dimension's ends; negative values count from the end) -> DimRange list.
+function toRegion(index, shape) {
+  if (!Array.isArray(index)) throw new SpecError('index', 'must be a list of [start, stop] pairs');
+  if (index.length > shape.length) {
+    throw new SpecError('index', `has ${index.length} entries for a tensor of rank ${shape.length}`);
+  }
+  return index.map((pair, d) => {
+    const field = `index[${d}]`;
+    if (!Array.isArray(pair) || pair.length !== 2) throw new SpecError(field, 'must be a [start, stop] pair');
+    const size = Number(shape[d]);
+    const [start, stop] = pair.map((value, end) => {
+      if (value === null || value === undefined) return end === 0 ? 0 : size;
+      if (!Number.isInteger(value)) throw new SpecError(field, `must hold integers, got ${value}`);
+      return value < 0 ? value + size : value;
+    });
+    if (!(start >= 0 && start <= stop && stop <= size)) {
+      throw new SpecError(field, `[${pair}] is not within a dimension of size ${size} with start <= stop`);
+    }
+    return { start: String(start), stop: String(stop) };
+  });
+}
+
 class WeightinitClient {
   constructor(target, { credentials = grpc.credentials.createInsecure(), protoDir = PROTO_DIR } = {}) {
     const pkg = loadPackage(protoDir);
@@ -80,8 +103,15 @@ class WeightinitClient {
   }
 
   // Resolves to {header, data: Buffer, sha256: hex}; rejects on gRPC errors or a digest mismatch.
-  generate(spec, { start, stop, chunkElements = 0, deadlineSeconds = 120 } = {}) {
+  // With index (N-d region, see toRegion) data holds the region row-major; header.region echoes it.
+  generate(spec, { start, stop, index, chunkElements = 0, deadlineSeconds = 120 } = {}) {
     const request = { spec: toTensorSpec(spec), chunk_elements: String(chunkElements) };
+    if (index !== undefined) {
+      if (start !== undefined || stop !== undefined) {
+        throw new SpecError('index', 'give either an index (N-d region) or start/stop (flat range), not both');
+      }
+      request.region = toRegion(index, spec.shape);
+    }
     if (start !== undefined) request.start = String(start);
     if (stop !== undefined) request.stop = String(stop);
     return new Promise((resolve, reject) => {
@@ -128,4 +158,4 @@ class WeightinitClient {
   }
 }
 
-module.exports = { WeightinitClient, IntegrityError, SpecError, toTensorSpec, loadPackage, PROTO_DIR, grpc };
+module.exports = { WeightinitClient, IntegrityError, SpecError, toTensorSpec, toRegion, loadPackage, PROTO_DIR, grpc };

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 
 from weightinit.spec import DTYPE_ALIASES, SpecError, TensorSpec
+from weightinit.v1 import initializer_service_pb2 as service_pb2
 from weightinit.v1 import spec_pb2
 
 DTYPE_TO_PROTO = {
@@ -290,3 +291,12 @@ def proto_field_path(engine_field: str, scheme: str | None, prefix: str = "spec"
         rest = engine_field[len("params"):]
         return f"{prefix}.{scheme}{rest}" if scheme else f"{prefix}.scheme"
     return f"{prefix}.{engine_field}"
+
+
+def region_to_proto(region) -> list:
+    """(start, stop) per dimension -> DimRange messages (empty for None)."""
+    return [service_pb2.DimRange(start=start, stop=stop) for start, stop in (region or ())]
+
+
+def region_from_proto(ranges) -> tuple[tuple[int, int], ...] | None:
+    return tuple((r.start, r.stop) for r in ranges) or None

@@ -15,9 +15,12 @@ from weightinit.v1 import spec_pb2
 from . import convert
 
 
-def tensor_header(spec: wi.TensorSpec, start: int, stop: int, hash_from: int, backend_name: str) -> pb.TensorHeader:
-    """The header that opens a tensor's stream: what it is and which elements follow."""
+def tensor_header(spec: wi.TensorSpec, start: int, stop: int, hash_from: int, backend_name: str,
+                  region=None) -> pb.TensorHeader:
+    """The header that opens a tensor's stream: what it is and which elements follow (positions
+    within ``region``, one (start, stop) per dimension, when given)."""
     return pb.TensorHeader(
+        region=convert.region_to_proto(region),
         name=spec.name, shape=spec.shape, dtype=convert.DTYPE_TO_PROTO[spec.dtype], element_count=spec.numel,
         start=start, stop=stop, byte_count=(stop - start) * spec.itemsize, item_size=spec.itemsize,
         algorithm_version=wi.ALGORITHM_VERSION, seed=spec.seed, stream=spec.stream, hash_from=hash_from,

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..backends import Backend, get_backend, storage_dtype
 from ..spec import DEFAULT_LIMITS, Limits, SpecError, TensorSpec, spec_from_dict
+from .regions import fill_region, region_shape, resolve_region
 from .schemes import ConstantPlan, DensePlan, IndexPlan, Plan, RandomPlan, build_plan
 from .transforms import Kernel, round_to_storage
 
@@ -96,12 +97,20 @@ def iter_chunks(spec: TensorSpec | Mapping, start: int | None = None, stop: int 
 
 def generate_raw(spec: TensorSpec | Mapping, start: int | None = None, stop: int | None = None,
                  backend: str | Backend | None = None, chunk_elements: int = FILL_ELEMENTS,
-                 limits: Limits | None = DEFAULT_LIMITS) -> np.ndarray:
-    """The tensor (shaped) or the flat range ``[start, stop)``, in storage dtype (bfloat16 as uint16)."""
+                 limits: Limits | None = DEFAULT_LIMITS, *, index=None) -> np.ndarray:
+    """The tensor (shaped), the flat range ``[start, stop)``, or the N-d region ``index`` (shaped),
+    in storage dtype (bfloat16 as uint16)."""
     compiled = compile_spec(spec, backend, limits)
+    step = check_chunk(chunk_elements)
+    if index is not None:
+        if start is not None or stop is not None:
+            raise SpecError("index", "give either an index (N-d region) or start/stop (flat range), not both")
+        bounds = resolve_region(index, compiled.spec.shape)
+        shape = region_shape(bounds)
+        out = np.empty(int(np.prod(shape, dtype=np.int64)), dtype=storage_dtype(compiled.spec.dtype))
+        return fill_region(compiled, bounds, out, step).reshape(shape)
     whole = start is None and stop is None
     start, stop = check_range(compiled.spec, start, stop)
-    step = check_chunk(chunk_elements)
     out = np.empty(stop - start, dtype=storage_dtype(compiled.spec.dtype))
     for offset in range(start, stop, step):
         compiled.fill(offset, out[offset - start:min(offset + step, stop) - start])
@@ -121,13 +130,15 @@ def as_user_array(raw: np.ndarray, dtype: str) -> np.ndarray:
 
 def generate(spec: TensorSpec | Mapping, start: int | None = None, stop: int | None = None,
              backend: str | Backend | None = None, chunk_elements: int = FILL_ELEMENTS,
-             limits: Limits | None = DEFAULT_LIMITS) -> np.ndarray:
-    """Deterministic weights for ``spec``: the whole tensor, or the flat element range [start, stop).
+             limits: Limits | None = DEFAULT_LIMITS, *, index=None) -> np.ndarray:
+    """Deterministic weights for ``spec``: the whole tensor, the flat element range [start, stop),
+    or the N-d region ``index`` (e.g. ``np.s_[0:512, 256:512]`` or ``[(0, 512), (256, 512)]``),
+    equal to ``generate(spec)[index]`` bit for bit at O(region) cost (dense schemes excepted).
 
     bfloat16 comes back as ``ml_dtypes.bfloat16`` if installed, else as its uint16 bits.
     """
     spec = as_spec(spec, limits)
-    return as_user_array(generate_raw(spec, start, stop, backend, chunk_elements, limits), spec.dtype)
+    return as_user_array(generate_raw(spec, start, stop, backend, chunk_elements, limits, index=index), spec.dtype)
 
 
 def to_le_bytes(array: np.ndarray) -> bytes:

@@ -47,8 +47,31 @@ class SparseMask:
         """Per column: the zeros_per_column-th smallest key (uint64) and its row (int64).
         Needs every key of the matrix, so it is computed once, on first use."""
         keys = philox_words(self.key, 0, self.rows * self.cols, SUBSTREAM_SPARSE_MASK).reshape(self.rows, self.cols)
+        return self._column_thresholds(keys)
+
+    def _column_thresholds(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Thresholds of the columns of ``keys`` (all rows): a stable sort makes the lower row win ties."""
         threshold_row = np.argsort(keys, axis=0, kind="stable")[self.zeros_per_column - 1]
-        return keys[threshold_row, np.arange(self.cols)], threshold_row.astype(np.int64)
+        return keys[threshold_row, np.arange(keys.shape[1])], threshold_row.astype(np.int64)
+
+    def column_keys(self, col_start: int, col_stop: int) -> np.ndarray:
+        """Mask keys of every row for columns [col_start, col_stop): shape (rows, col_stop - col_start)."""
+        width = col_stop - col_start
+        if width == self.cols:
+            return philox_words(self.key, 0, self.rows * self.cols, SUBSTREAM_SPARSE_MASK).reshape(self.rows, width)
+        keys = np.empty((self.rows, width), dtype=np.uint64)
+        for row in range(self.rows):
+            keys[row] = philox_words(self.key, row * self.cols + col_start, width, SUBSTREAM_SPARSE_MASK)
+        return keys
+
+    def zeros_in_region(self, row_start: int, row_stop: int, col_start: int, col_stop: int) -> np.ndarray:
+        """Boolean (row_stop - row_start, col_stop - col_start): which elements of the block are zeroed.
+        Thresholds come from rows x region-columns keys only; equal to ``zeros_in`` on the same elements."""
+        keys = self.column_keys(col_start, col_stop)
+        threshold_key, threshold_row = self._column_thresholds(keys)
+        block = keys[row_start:row_stop]
+        rows = np.arange(row_start, row_stop, dtype=np.int64)[:, None]
+        return (block < threshold_key) | ((block == threshold_key) & (rows <= threshold_row))
 
     def zeros_in(self, start: int, stop: int) -> np.ndarray:
         threshold_key, threshold_row = self._thresholds

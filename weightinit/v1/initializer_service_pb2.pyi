@@ -22,21 +22,31 @@ PARAM_TYPE_STR: ParamType
 PARAM_TYPE_INT_LIST: ParamType
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("spec", "start", "stop", "chunk_elements", "hash_from")
+    __slots__ = ("spec", "start", "stop", "chunk_elements", "hash_from", "region")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
     CHUNK_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
     HASH_FROM_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
     spec: _spec_pb2.TensorSpec
     start: int
     stop: int
     chunk_elements: int
     hash_from: int
-    def __init__(self, spec: _Optional[_Union[_spec_pb2.TensorSpec, _Mapping]] = ..., start: _Optional[int] = ..., stop: _Optional[int] = ..., chunk_elements: _Optional[int] = ..., hash_from: _Optional[int] = ...) -> None: ...
+    region: _containers.RepeatedCompositeFieldContainer[DimRange]
+    def __init__(self, spec: _Optional[_Union[_spec_pb2.TensorSpec, _Mapping]] = ..., start: _Optional[int] = ..., stop: _Optional[int] = ..., chunk_elements: _Optional[int] = ..., hash_from: _Optional[int] = ..., region: _Optional[_Iterable[_Union[DimRange, _Mapping]]] = ...) -> None: ...
+
+class DimRange(_message.Message):
+    __slots__ = ("start", "stop")
+    START_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    stop: int
+    def __init__(self, start: _Optional[int] = ..., stop: _Optional[int] = ...) -> None: ...
 
 class TensorHeader(_message.Message):
-    __slots__ = ("name", "shape", "dtype", "element_count", "start", "stop", "byte_count", "item_size", "algorithm_version", "seed", "stream", "hash_from", "backend", "resolved_spec_json")
+    __slots__ = ("name", "shape", "dtype", "element_count", "start", "stop", "byte_count", "item_size", "algorithm_version", "seed", "stream", "hash_from", "backend", "resolved_spec_json", "region")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +61,7 @@ class TensorHeader(_message.Message):
     HASH_FROM_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
     name: str
     shape: _containers.RepeatedScalarFieldContainer[int]
     dtype: _spec_pb2.DataType
@@ -65,7 +76,8 @@ class TensorHeader(_message.Message):
     hash_from: int
     backend: str
     resolved_spec_json: str
-    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[_Union[_spec_pb2.DataType, str]] = ..., element_count: _Optional[int] = ..., start: _Optional[int] = ..., stop: _Optional[int] = ..., byte_count: _Optional[int] = ..., item_size: _Optional[int] = ..., algorithm_version: _Optional[int] = ..., seed: _Optional[int] = ..., stream: _Optional[int] = ..., hash_from: _Optional[int] = ..., backend: _Optional[str] = ..., resolved_spec_json: _Optional[str] = ...) -> None: ...
+    region: _containers.RepeatedCompositeFieldContainer[DimRange]
+    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[_Union[_spec_pb2.DataType, str]] = ..., element_count: _Optional[int] = ..., start: _Optional[int] = ..., stop: _Optional[int] = ..., byte_count: _Optional[int] = ..., item_size: _Optional[int] = ..., algorithm_version: _Optional[int] = ..., seed: _Optional[int] = ..., stream: _Optional[int] = ..., hash_from: _Optional[int] = ..., backend: _Optional[str] = ..., resolved_spec_json: _Optional[str] = ..., region: _Optional[_Iterable[_Union[DimRange, _Mapping]]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("header", "offset", "data", "sha256")

@@ -8,16 +8,17 @@ const assert = require('node:assert');
 const crypto = require('node:crypto');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { WeightinitClient, toTensorSpec, grpc } = require('..');
+const { WeightinitClient, toTensorSpec, toRegion, SpecError, grpc } = require('..');
 
 const SERVER = process.env.WEIGHTINIT_SERVER;
 const PYTHON = process.env.WEIGHTINIT_PYTHON || 'python3';
 const REPO = path.resolve(__dirname, '..', '..', '..');
 
-function pythonBytes(spec, { server = SERVER, range } = {}) {
+function pythonBytes(spec, { server = SERVER, range, index } = {}) {
   const args = ['-m', 'weightinit', 'generate', '--spec', '-', '-o', '-'];
   if (server) args.push('--server', server);
   if (range) args.push('--range', range);
+  if (index) args.push('--index', index);
   // uint64 seeds travel as strings in JS; JSON gets them back as integer literals
   const json = JSON.stringify(spec).replace(/"(seed|stream)":"(\d+)"/g, '"$1":$2');
   const result = spawnSync(PYTHON, args, { input: json, cwd: REPO, maxBuffer: 1 << 30 });
@@ -80,6 +81,32 @@ test('capabilities list the schemes; bad specs are INVALID_ARGUMENT', opts, asyn
     for (const name of ['kaiming_normal', 'orthogonal', 'he_normal', 'torch_default']) assert.ok(names.includes(name));
     await assert.rejects(client.generate({ scheme: 'normal', shape: [4], params: { std: -1 } }),
       (error) => error.code === grpc.status.INVALID_ARGUMENT && /spec\.normal\.std/.test(error.details));
+  } finally {
+    client.close();
+  }
+});
+
+test('regions resolve like the Python client and name the bad dimension', () => {
+  assert.deepStrictEqual(toRegion([[0, 2], [-3, null]], [4, 5, 6]),
+    [{ start: '0', stop: '2' }, { start: '2', stop: '5' }]);
+  assert.throws(() => toRegion([[0, 2], [1, 9]], [4, 5]), (error) => error instanceof SpecError && error.field === 'index[1]');
+  assert.throws(() => toRegion([[3, 1]], [4, 5]), (error) => error.field === 'index[0]');
+  assert.throws(() => toRegion([[0, 1], [0, 1], [0, 1]], [4, 5]), (error) => error.field === 'index');
+});
+
+test('N-d regions match the Python client and engine byte for byte', opts, async () => {
+  const client = new WeightinitClient(SERVER);
+  try {
+    for (const [spec, index, text] of [
+      [SPECS[0], [[10, 200], [32, 96]], '10:200,32:96'],
+      [SPECS[2], [[1, 3], [0, 2], [4, 12]], '1:3,0:2,4:12'],
+      [SPECS[4], [[5, 20]], '5:20'],
+    ]) {
+      const { header, data } = await client.generate(spec, { index, chunkElements: 1000 });
+      assert.deepStrictEqual(header.region.map((r) => [Number(r.start), Number(r.stop)]).slice(0, index.length), index);
+      assert.ok(data.equals(pythonBytes(spec, { index: text })), `${spec.scheme}: differs from the Python client`);
+      assert.ok(data.equals(pythonBytes(spec, { server: null, index: text })), `${spec.scheme}: differs from the engine`);
+    }
   } finally {
     client.close();
   }
