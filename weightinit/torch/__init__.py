@@ -59,7 +59,7 @@ def calculate_gain(nonlinearity, param=None) -> float:
 def uniform_(tensor, a=0.0, b=1.0, generator=None, *, seed=0, name=""):
     """U(a, b) (torch.nn.init.uniform_)."""
     if a > b:
-        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a:g} > to={b:g}")
     if a == b:
         return _fill(tensor, "constant", {"value": a}, seed, name)
     return _fill(tensor, "uniform", {"low": a, "high": b}, seed, name)
@@ -68,7 +68,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, seed=0, name=""):
 def normal_(tensor, mean=0.0, std=1.0, generator=None, *, seed=0, name=""):
     """N(mean, std^2) (torch.nn.init.normal_); std = 0 gives mean everywhere, as torch does."""
     if std < 0:
-        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
     if std == 0:
         return _fill(tensor, "constant", {"value": mean}, seed, name)
     return _fill(tensor, "normal", {"mean": mean, "std": std}, seed, name)
@@ -77,7 +77,7 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None, *, seed=0, name=""):
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, seed=0, name=""):
     """N(mean, std^2) restricted to the values [a, b] (absolute bounds, torch.nn.init.trunc_normal_)."""
     if a > b:
-        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a:g} > to={b:g}")
     return _fill(tensor, "truncated_normal",
                  {"mean": mean, "std": std, "lower": a, "upper": b, "bounds": "absolute"}, seed, name)
 
