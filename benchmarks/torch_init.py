@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """weightinit.torch beside PyTorch's own initialization, in one run on one machine and thread count.
 
-    python benchmarks/torch_init.py [--threads 2] [--layers 10] [--repeat 3] [--size 8192]
+    python benchmarks/torch_init.py [--threads 2] [--layers 10] [--repeat 5] [--size 8192]
 
 1. A ~100 M-parameter transformer (Embedding 32000x768 + nn.TransformerEncoderLayer(768, 12, 3072) x layers):
    torch builds it on the CPU with its construction-time init (allocation + every reset_parameters), against
@@ -29,12 +29,15 @@ import weightinit.torch as winit  # noqa: E402
 from weightinit.client import Client  # noqa: E402
 
 
-def best_seconds(fn, repeat: int) -> float:
-    best = float("inf")
+def best_seconds(fns: dict, repeat: int) -> dict:
+    """Best wall time of each function, the functions run in turn within every round, so that load from
+    other processes on the machine falls on all of them alike."""
+    best = {label: float("inf") for label in fns}
     for _ in range(repeat):
-        began = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - began)
+        for label, fn in fns.items():
+            began = time.perf_counter()
+            fn()
+            best[label] = min(best[label], time.perf_counter() - began)
     return best
 
 
@@ -83,22 +86,23 @@ def model_cases(args) -> None:
         winit.init_module(model, seed=1, client=client)
         return model
 
-    torch_seconds = best_seconds(torch_init, args.repeat)
-    row(label, "torch: construct on CPU (own init)", torch_seconds, torch_seconds, unit)
-    row(label, "weightinit: meta -> to_empty -> init_module", best_seconds(meta_then, args.repeat), torch_seconds,
-        unit)
     model = meta_then()
-    row(label, "  of which init_module alone", best_seconds(lambda: winit.init_module(model, seed=1), args.repeat),
-        torch_seconds, unit)
     proc, target = start_server(args.threads)
     try:
         with Client(target, timeout=600) as client:
             meta_then(client)  # warm the server's JIT
-            row(label, "weightinit via local server (GenerateModel)",
-                best_seconds(lambda: meta_then(client), args.repeat), torch_seconds, unit)
+            times = best_seconds({
+                "torch: construct on CPU (own init)": torch_init,
+                "weightinit: meta -> to_empty -> init_module": meta_then,
+                "  of which init_module alone": lambda: winit.init_module(model, seed=1),
+                "weightinit via local server (GenerateModel)": lambda: meta_then(client),
+            }, args.repeat)
     finally:
         proc.terminate()
         proc.wait(30)
+    reference = times["torch: construct on CPU (own init)"]
+    for impl, seconds in times.items():
+        row(label, impl, seconds, reference, unit)
 
 
 def kaiming_cases(args) -> None:
@@ -108,10 +112,12 @@ def kaiming_cases(args) -> None:
         label = f"kaiming_normal_ {args.size}x{args.size} {str(dtype)[6:]}"
         unit = f"{numel / 1e6:.0f} M values"
         winit.kaiming_normal_(torch.empty(8, 8, dtype=dtype))  # compile the JIT kernels first
-        reference = best_seconds(lambda: torch.nn.init.kaiming_normal_(tensor), args.repeat)
-        row(label, "torch.nn.init.kaiming_normal_", reference, reference, unit)
-        row(label, "weightinit.torch.kaiming_normal_", best_seconds(lambda: winit.kaiming_normal_(tensor),
-                                                                   args.repeat), reference, unit)
+        times = best_seconds({"torch.nn.init.kaiming_normal_": lambda: torch.nn.init.kaiming_normal_(tensor),
+                              "weightinit.torch.kaiming_normal_": lambda: winit.kaiming_normal_(tensor)},
+                             args.repeat)
+        reference = times["torch.nn.init.kaiming_normal_"]
+        for impl, seconds in times.items():
+            row(label, impl, seconds, reference, unit)
 
 
 def main() -> None:
@@ -119,7 +125,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--layers", type=int, default=10)
     parser.add_argument("--size", type=int, default=8192)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"# torch {torch.__version__}, {args.threads} torch threads, "
