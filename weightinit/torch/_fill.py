@@ -75,7 +75,8 @@ def _fill_cuda(tensor: torch.Tensor, spec: TensorSpec) -> bool:
         backend = get_backend("cupy")
     except (ImportError, BackendUnavailable):
         return False
-    if not tensor.is_contiguous() or backend.device_id != tensor.device.index:
+    device = torch.cuda.current_device() if tensor.device.index is None else tensor.device.index
+    if not tensor.is_contiguous() or backend.device_id != device:
         return False
     compiled = compile_spec(spec, backend, limits=None)
     plan = compiled.plan
