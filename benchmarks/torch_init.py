@@ -8,7 +8,8 @@
    building on the meta device, ``to_empty(device="cpu")`` and ``init_module`` in-process, and the same with
    the bytes from a local server (``python -m weightinit serve`` subprocess, one GenerateModel call).
 2. ``kaiming_normal_`` on an 8192x8192 float32 and bfloat16 tensor: weightinit.torch vs torch.nn.init.
-Ratios are speeds relative to torch (> 1: weightinit faster).
+Ratios are wall-clock speeds relative to torch (> 1: weightinit faster); "its CPU" is the CPU time this
+process spent in that best run (all threads; the server's own is not included).
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ from weightinit.client import Client  # noqa: E402
 
 
 def best_seconds(fns: dict, repeat: int) -> dict:
-    """Best wall time of each function, the functions run in turn within every round, so that load from
-    other processes on the machine falls on all of them alike."""
-    best = {label: float("inf") for label in fns}
+    """Best wall time of each function, and the CPU time (all threads of this process) of that run; the
+    functions run in turn within every round, so that load from other processes falls on all of them alike."""
+    best = {label: (float("inf"), 0.0) for label in fns}
     for _ in range(repeat):
         for label, fn in fns.items():
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             fn()
-            best[label] = min(best[label], time.perf_counter() - began)
+            wall, cpu = time.perf_counter() - began, time.process_time() - began_cpu
+            if wall < best[label][0]:
+                best[label] = (wall, cpu)
     return best
 
 
@@ -64,8 +67,9 @@ def start_server(threads: int) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the server did not start")
 
 
-def row(label: str, impl: str, seconds: float, reference: float, unit: str) -> None:
-    print(f"{label:34s} {impl:44s} {seconds:8.3f} s {unit:>14s} {reference / seconds:8.2f}x")
+def row(label: str, impl: str, seconds: tuple[float, float], reference: tuple[float, float], unit: str) -> None:
+    wall, cpu = seconds
+    print(f"{label:34s} {impl:44s} {wall:8.3f} s {cpu:8.3f} s {unit:>14s} {reference[0] / wall:8.2f}x")
     sys.stdout.flush()
 
 
@@ -130,7 +134,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"# torch {torch.__version__}, {args.threads} torch threads, "
           f"{len(os.sched_getaffinity(0))} cores visible to weightinit")
-    print(f"{'case':34s} {'implementation':44s} {'best time':>10s} {'size':>14s} {'vs torch':>9s}")
+    print(f"{'case':34s} {'implementation':44s} {'best time':>10s} {'its CPU':>10s} {'size':>14s} {'vs torch':>9s}")
     kaiming_cases(args)
     model_cases(args)
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import warnings
 
-import torch
+try:
+    import torch
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError("weightinit.torch needs PyTorch: pip install 'weightinit[torch]'") from error
 
 from ..engine.fans import NONLINEARITIES
 from ..engine.fans import calculate_gain as _engine_gain
