@@ -15,10 +15,12 @@ import fnmatch
 import re
 from typing import Any, Callable, Mapping, Sequence
 
+import grpc
 import numpy as np
 import torch
 from torch import nn
 
+from ..api.errors import field_violations
 from ..engine.fans import torch_fans
 from ..spec import SpecError, spec_from_dict
 from ._fill import ParameterError, dtype_name, fill_tensor_, storage_view
@@ -319,13 +321,7 @@ def _fill_from_client(client, seed: int, local: list) -> None:
             target.finish()
     except SpecError as error:
         raise _named_error(error.field, error.message, names) from None
-    except Exception as error:
-        import grpc
-
-        if not isinstance(error, grpc.RpcError):
-            raise
-        from ..api.errors import field_violations
-
+    except grpc.RpcError as error:
         for violation in field_violations(error):
             named = _named_error(violation.field, violation.description, names)
             if isinstance(named, ParameterError):
