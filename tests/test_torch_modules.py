@@ -257,3 +257,16 @@ def test_server_errors_name_the_parameter(make_server):
         with pytest.raises(ParameterError, match=r"^1\.weight: shape: .*orthogonal") as error:
             init_module(model, rules=[("1.weight", "orthogonal")], client=client)
     assert error.value.parameter == "1.weight"
+
+
+def test_client_path_fills_non_contiguous_parameters_and_skips_meta_ones():
+    transposed = nn.Linear(4, 3)
+    transposed.weight = nn.Parameter(torch.empty(4, 3).t())
+    plain = nn.Linear(4, 3)
+    init_module(transposed, seed=2, client=LocalClient())
+    init_module(plain, seed=2)
+    _same_bits(transposed, plain)
+    with torch.device("meta"):
+        on_meta = nn.Linear(4, 3)
+    assert init_module(on_meta, seed=2, client=LocalClient()) == init_module(plain, seed=2)
+    assert on_meta.weight.is_meta
