@@ -1,6 +1,6 @@
 """Python client of the weightinit service (``Client``) and its in-process twin (``LocalClient``).
 
-Torch helpers live in :mod:`weightinit.client.torch_utils` (torch is optional).
+PyTorch models are filled with :func:`weightinit.torch.init_module` (``client=Client(...)``).
 """
 
 from .core import (BFLOAT16_AS_UINT16, Chunk, Client, IntegrityError, LocalClient, ModelChunk, capabilities_to_dict,

@@ -277,6 +277,11 @@ def golden_cases() -> list[dict]:
                                                                                         "lower": -0.04,
                                                                                         "upper": 0.04}),
         c("multi-block", "uniform", [140000], BF16, seed=42, name="big"),
+        # --- zero_rows (nn.Embedding's padding_idx): rows set to +0 after the scheme
+        c("zero_rows-embedding", "normal", [10, 6], F32, seed=27, name="emb.weight", zero_rows=[0]),
+        c("zero_rows-several", "uniform", [7, 3, 2], BF16, seed=27, name="table", zero_rows=[6, 2]),
+        c("zero_rows-rank1", "ones", [5], F16, zero_rows=[4]),
+        c("zero_rows-sparse", "sparse", [12, 5], F64, seed=27, params={"sparsity": 0.25}, zero_rows=[3]),
     ]
     ids = [case["id"] for case in cases]
     assert len(ids) == len(set(ids)), "golden ids must be unique"

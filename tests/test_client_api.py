@@ -1,4 +1,4 @@
-"""Client API surface: local twin parity, out= buffers, bfloat16 handling, torch helpers."""
+"""Client API surface: local twin parity, out= buffers, bfloat16 handling."""
 
 from __future__ import annotations
 
@@ -68,23 +68,3 @@ def test_local_client_reports_bad_specs_with_the_field(local):
         local.generate_model({"tensors": [{"scheme": "ones", "shape": [1], "name": "x"},
                                           {"scheme": "ones", "shape": [1], "name": "x"}]})
     assert caught.value.field == "manifest.tensors[1].name"
-
-
-def test_torch_helpers_fill_a_module_by_name(client, local):
-    torch = pytest.importorskip("torch")
-    from weightinit.client.torch_utils import fill_module, module_manifest, to_torch
-
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                                torch.nn.Linear(8 * 6 * 6, 10))
-    manifest = fill_module(model, client, seed=21, rule=lambda name, p: (
-        {"scheme": "kaiming_normal", "params": {"nonlinearity": "relu"}} if name == "0.weight"
-        else {"scheme": "torch_default"}))
-    assert [t["name"] for t in manifest["tensors"]] == ["0.weight", "0.bias", "3.weight", "3.bias"]
-    assert manifest["tensors"][1]["params"] == {"fan_in": 27}
-    expected = local.generate_model(manifest)
-    for name, parameter in model.named_parameters():
-        assert torch.equal(parameter.detach(), to_torch(expected[name])), name
-    assert module_manifest(model, rule={"3.bias": {"scheme": "zeros"}})["tensors"] == [
-        {"layout": "torch", "scheme": "zeros", "name": "3.bias", "shape": [10], "dtype": "float32"}]
-    half = to_torch(client.generate({"scheme": "normal", "shape": [4], "dtype": "bfloat16"}))
-    assert half.dtype == torch.bfloat16

@@ -484,6 +484,7 @@ def _host_bytes(lib, spec) -> bytes | None:
     if not isinstance(plan, RandomPlan) or plan.mask is not None:
         return None
     raw = host_fill(lib, plan.kernel, compiled.spec.key, 0, compiled.spec.numel, compiled.spec.dtype)
+    compiled.fill_zero_rows(0, raw.reshape(-1))  # spec.zero_rows: applied after the kernel on every backend
     return wi.to_le_bytes(raw)
 
 

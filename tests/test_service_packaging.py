@@ -26,7 +26,8 @@ def test_wheel_contains_server_client_stubs_and_entry_point(tmp_path):
     wheel = next(wheels.glob("weightinit-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in ("weightinit/cli.py", "weightinit/__main__.py", "weightinit/server/app.py",
-                   "weightinit/api/wire.py", "weightinit/api/convert.py", "weightinit/client/core.py", "weightinit/client/torch_utils.py",
+                   "weightinit/api/wire.py", "weightinit/api/convert.py", "weightinit/client/core.py", "weightinit/torch/__init__.py",
+                   "weightinit/torch/modules.py",
                    "weightinit/v1/__init__.py", "weightinit/v1/spec_pb2.py", "weightinit/v1/initializer_service_pb2.py",
                    "weightinit/v1/initializer_service_pb2_grpc.py"):
         assert module in names, module

@@ -191,6 +191,7 @@ class TensorSpec:
     out_axis: int = -1
     batch_axis: tuple[int, ...] = ()
     stream: int = 0
+    zero_rows: tuple[int, ...] = ()
 
     @property
     def numel(self) -> int:
@@ -220,11 +221,11 @@ class TensorSpec:
         return {"scheme": self.scheme, "shape": list(self.shape), "dtype": self.dtype, "seed": self.seed,
                 "name": self.name, "params": dict(self.params), "layout": self.layout,
                 "in_axis": self.in_axis, "out_axis": self.out_axis, "batch_axis": list(self.batch_axis),
-                "stream": self.stream}
+                "stream": self.stream, **({"zero_rows": list(self.zero_rows)} if self.zero_rows else {})}
 
 
 SPEC_FIELDS = ("scheme", "shape", "dtype", "seed", "name", "params", "layout", "in_axis", "out_axis",
-               "batch_axis", "stream")
+               "batch_axis", "stream", "zero_rows")
 
 
 def _int(value, field_name: str) -> int:
@@ -266,6 +267,21 @@ def _shape(value) -> tuple[int, ...]:
     if any(d < 0 for d in dims):
         raise SpecError("shape", f"dimensions must be >= 0, got {list(dims)}")
     return dims
+
+
+def _zero_rows(value, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Rows (indices along dim 0) set to 0 after the scheme, e.g. nn.Embedding's padding_idx; sorted, unique."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise SpecError("zero_rows", f"must be a list of row indices, got {value!r}")
+    rows = tuple(_int(r, "zero_rows") for r in value)
+    if not rows:
+        return ()
+    if not shape:
+        raise SpecError("zero_rows", "needs a shape of at least 1 dim (rows are indices along dim 0)")
+    outside = [r for r in rows if not 0 <= r < shape[0]]
+    if outside:
+        raise SpecError("zero_rows", f"row {outside[0]} is not in [0, {shape[0]}) (dim 0 of shape {list(shape)})")
+    return tuple(sorted(set(rows)))
 
 
 def _dtype(value) -> str:
@@ -449,6 +465,7 @@ def spec_from_dict(data: Mapping[str, Any] | TensorSpec, limits: Limits | None =
         out_axis=_int(_given(data, "out_axis", -1), "out_axis"),
         batch_axis=tuple(_int(b, "batch_axis") for b in batch_axis),
         stream=stream_id_from_name(name) if stream is None else _uint64(stream, "stream"),
+        zero_rows=_zero_rows(_given(data, "zero_rows", ()), shape),
     )
     _check_scheme_rules(spec)
     _check_values_fit(spec)

@@ -50,6 +50,7 @@ function toTensorSpec(spec) {
     if (spec[key] !== undefined && spec[key] !== null) message[key] = String(spec[key]);
   }
   if (spec.batch_axis) message.batch_axis = spec.batch_axis.map(String);
+  if (spec.zero_rows) message.zero_rows = spec.zero_rows.map(String);
   const params = {};
   for (const [key, value] of Object.entries(spec.params || {})) {
     if (value === null || value === undefined) continue;

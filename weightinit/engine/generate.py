@@ -46,7 +46,19 @@ class CompiledSpec:
             out[...] = round_to_storage(plan.values[start:stop], dtype)
         else:  # pragma: no cover
             raise TypeError(f"unknown plan {plan!r}")
+        self.fill_zero_rows(start, out)
         return out
+
+    def fill_zero_rows(self, start: int, out) -> None:
+        """Set spec.zero_rows to 0: row r holds flat elements [r * row_size, (r + 1) * row_size)."""
+        if not self.spec.zero_rows:
+            return
+        row_size = self.spec.numel // self.spec.shape[0]
+        stop = start + out.size
+        for row in self.spec.zero_rows:
+            low, high = max(row * row_size, start), min((row + 1) * row_size, stop)
+            if low < high:
+                out[low - start:high - start] = 0
 
     def range(self, start: int, stop: int) -> np.ndarray:
         return self.fill(start, np.empty(stop - start, dtype=storage_dtype(self.spec.dtype)))
