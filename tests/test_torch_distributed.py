@@ -1,4 +1,4 @@
-"""DTensor materialize / fill_local_ over real torch.distributed (gloo, spawned processes on 127.0.0.1).
+"""DTensor materialize / fill_local_ / init_module over real torch.distributed (gloo, spawned processes on 127.0.0.1).
 
 Every rank generates only its shard; gathered (``full_tensor``) results must equal the single-process
 ``weightinit.generate`` bit for bit: 1-D meshes of 1, 2 and 4 ranks, a 2x2 mesh, uneven shards, FSDP2
@@ -98,6 +98,22 @@ def _check_module(model, label: str, checks: list) -> None:
     checks.append([f"{label} placements {sorted(placements_seen)}", bool(placements_seen)])
 
 
+def _check_init_module(model, label: str, checks: list) -> None:
+    """init_module on the sharded model: each rank writes its shards; gathered == unsharded init_module."""
+    from torch.distributed.tensor import DTensor
+    from weightinit.torch import init_module
+
+    init_module(model, seed=5)
+    reference = _model()
+    reference.to_empty(device="cpu")
+    init_module(reference, seed=5)
+    expected = dict(reference.named_parameters())
+    for name, parameter in model.named_parameters():
+        full = parameter.full_tensor() if isinstance(parameter, DTensor) else parameter
+        checks.append([f"init_module {label} {name} {getattr(parameter, 'placements', 'plain')}",
+                       _raw_bits(full) == _raw_bits(expected[name].detach())])
+
+
 def _materialize_cases(mesh, label: str, checks: list, cases) -> None:
     from weightinit.torch.distributed import materialize
 
@@ -134,18 +150,26 @@ def _worker(rank: int, world: int, port: int, result_dir: str) -> None:
         cases.append((specs[1], [Shard(2)]))
         _materialize_cases(mesh, f"world{world}", checks, cases)
 
-        model = _model()
-        for block in model.layers:
-            fully_shard(block, mesh=mesh)
-        fully_shard(model, mesh=mesh)
-        model.to_empty(device="cpu")
-        _check_module(model, f"fsdp2 world{world}", checks)
+        def fsdp2():
+            model = _model()
+            for block in model.layers:
+                fully_shard(block, mesh=mesh)
+            fully_shard(model, mesh=mesh)
+            model.to_empty(device="cpu")
+            return model
+
+        _check_module(fsdp2(), f"fsdp2 world{world}", checks)
+        _check_init_module(fsdp2(), f"fsdp2 world{world}", checks)
 
         if world > 1:
-            model = _model()
-            parallelize_module(model, mesh, _tp_plan())
-            model.to_empty(device="cpu")
-            _check_module(model, f"tp world{world}", checks)
+            def tensor_parallel():
+                model = _model()
+                parallelize_module(model, mesh, _tp_plan())
+                model.to_empty(device="cpu")
+                return model
+
+            _check_module(tensor_parallel(), f"tp world{world}", checks)
+            _check_init_module(tensor_parallel(), f"tp world{world}", checks)
 
         if world == 4:
             mesh2 = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
@@ -154,13 +178,17 @@ def _worker(rank: int, world: int, port: int, result_dir: str) -> None:
                      (specs[2], [Shard(1), Replicate()]), (specs[0], [_StridedShard(0, split_factor=2), Shard(0)])]
             _materialize_cases(mesh2, "mesh2x2", checks, cases)
 
-            model = _model()
-            parallelize_module(model, mesh2["tp"], _tp_plan())
-            for block in model.layers:
-                fully_shard(block, mesh=mesh2["dp"])
-            fully_shard(model, mesh=mesh2["dp"])
-            model.to_empty(device="cpu")
-            _check_module(model, "fsdp2+tp 2x2", checks)
+            def fsdp2_tp():
+                model = _model()
+                parallelize_module(model, mesh2["tp"], _tp_plan())
+                for block in model.layers:
+                    fully_shard(block, mesh=mesh2["dp"])
+                fully_shard(model, mesh=mesh2["dp"])
+                model.to_empty(device="cpu")
+                return model
+
+            _check_module(fsdp2_tp(), "fsdp2+tp 2x2", checks)
+            _check_init_module(fsdp2_tp(), "fsdp2+tp 2x2", checks)
     finally:
         Path(result_dir, f"{rank}.json").write_text(json.dumps(checks))
         dist.destroy_process_group()
@@ -182,6 +210,7 @@ def test_gathered_shards_equal_single_process_generate(world, tmp_path):
         assert not failed, f"rank {rank}: {failed}"
         assert len(checks) == len(results[0]) and len(checks) >= 16 + (20 if world > 1 else 0)
     labels = " ".join(label for label, _ in results[0])
+    assert "init_module fsdp2" in labels
     if world > 1:
         assert "tp world" in labels and "Shard(dim=1)" in labels
     if world == 4:
