@@ -11,8 +11,10 @@ from .backends import BackendUnavailable, available_backends, get_backend, stora
 from .engine.generate import (ALGORITHM_VERSION, DEFAULT_CHUNK_ELEMENTS, CompiledSpec, as_user_array,
                               compile_spec, generate, generate_raw, iter_chunks, to_le_bytes)
 from .engine.schemes import BUILDERS as _BUILDERS
-from .spec import (DEFAULT_LIMITS, DTYPES, LAYOUTS, SCHEMES, LimitError, Limits, ParamInfo, SchemeInfo,
-                   SpecError, TensorSpec, spec_from_dict)
+from .engine.validate import spec_from_dict
+from .errors import (DeadlineExceededError, IntegrityError, InvalidRequestError, LimitError, ServiceError, SpecError,
+                     UnavailableError, WeightinitError)
+from .spec import DEFAULT_LIMITS, DTYPES, LAYOUTS, SCHEMES, Limits, ParamInfo, SchemeInfo, TensorSpec
 
 assert set(_BUILDERS) == set(SCHEMES), "every catalogued scheme needs a builder"
 
@@ -20,7 +22,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHM_VERSION", "BackendUnavailable", "CompiledSpec", "DEFAULT_CHUNK_ELEMENTS", "DEFAULT_LIMITS", "DTYPES",
-    "LAYOUTS", "LimitError", "Limits", "ParamInfo", "SCHEMES", "SchemeInfo", "SpecError", "TensorSpec",
+    "DeadlineExceededError", "IntegrityError", "InvalidRequestError", "ServiceError", "UnavailableError",
+    "WeightinitError", "LAYOUTS", "LimitError", "Limits", "ParamInfo", "SCHEMES", "SchemeInfo", "SpecError", "TensorSpec",
     "as_user_array", "available_backends", "compile_spec", "generate", "generate_raw", "get_backend",
     "iter_chunks", "spec_from_dict", "storage_dtype", "to_le_bytes",
 ]

@@ -14,11 +14,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-
-@dataclass(frozen=True)
-class Violation:
-    field: str
-    description: str
+from weightinit.errors import Violation
 
 
 @dataclass
