@@ -8,7 +8,8 @@
     │       │                              INVALID_ARGUMENT with its google.rpc.BadRequest field violations)
     │       └── LimitError                 valid, but over a limit (engine Limits, or RESOURCE_EXHAUSTED)
     ├── ServiceError                       a call to the server failed: ``code`` (the gRPC status name), ``details``
-    │   ├── UnavailableError (ConnectionError)  UNAVAILABLE after the client's retries (server down, unreachable)
+    │   ├── UnavailableError (ConnectionError)  UNAVAILABLE after the client's retries (server down, unreachable),
+    │   │                                       or a server still full (RESOURCE_EXHAUSTED: concurrent_streams)
     │   └── DeadlineExceededError (TimeoutError) the call's deadline (``timeout``) passed
     ├── IntegrityError                     received bytes do not match the server's SHA-256, or a broken stream
     └── BackendUnavailable (RuntimeError)  the requested backend cannot run here

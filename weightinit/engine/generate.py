@@ -20,6 +20,9 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 18
 #: Piece of an in-memory tensor (generate): large, so backends split it across cores in one go,
 #: small enough to bound the temporaries of index and mask plans.
 FILL_ELEMENTS = 1 << 22
+#: Below this many elements ``auto`` (or no backend) uses the NumPy reference: the bytes are the same
+#: on every backend, and a small tensor is done before a JIT backend would have loaded.
+SMALL_TENSOR_ELEMENTS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ def as_spec(spec: TensorSpec | Mapping, limits: Limits | None = DEFAULT_LIMITS) 
 def compile_spec(spec: TensorSpec | Mapping, backend: str | Backend | None = None,
                  limits: Limits | None = DEFAULT_LIMITS) -> CompiledSpec:
     spec = as_spec(spec, limits)
+    if backend in (None, "auto") and spec.numel < SMALL_TENSOR_ELEMENTS:
+        backend = "numpy"
     engine = get_backend(backend)
 
     def draw(kernel: Kernel, count: int) -> np.ndarray:
