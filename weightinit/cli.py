@@ -158,8 +158,9 @@ def engine_spec_dict(loaded: Any, what: str = "spec") -> dict:
     try:
         message = json_format.ParseDict(loaded, spec_pb2.TensorSpec())
     except json_format.ParseError as error:
+        detail = " ".join(str(error).split())
         raise wi.SpecError(what, f"read as the proto JSON form (it names scheme {schemes[0]!r} as a key): "
-                                 f"{error}") from None
+                                 f"{detail}") from None
     data = convert.spec_to_dict(message)
     return {key: value for key, value in data.items() if key not in ("name",) or value}
 
@@ -219,10 +220,10 @@ class _Progress:
             fraction = self.done / self.total if self.total else 1.0
             rate = self.done / max(now - self.began, 1e-9) / 1e6
             bar = "#" * int(fraction * 30)
+            _Progress.line_open = True  # before writing: a Ctrl-C may land right after the write
             sys.stderr.write(f"\r[{bar:<30}] {fraction:6.1%} {self.done / 2**20:9.1f}/{self.total / 2**20:.1f} MiB "
                              f"{rate:7.1f} MB/s")
             sys.stderr.flush()
-            _Progress.line_open = True
 
     def close(self) -> None:
         end_progress_line()
