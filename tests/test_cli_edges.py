@@ -175,11 +175,13 @@ def test_binary_to_a_terminal_is_refused(tmp_path):
     assert proc.returncode == 2 and b"is a terminal" in err and written == b""
 
 
-def test_ctrl_c_mid_download_ends_the_progress_line_and_exits_130(tmp_path):
+@pytest.mark.parametrize("source", ["local", "server"])
+def test_ctrl_c_mid_download_ends_the_progress_line_and_exits_130(tmp_path, server_process, source):
     out = tmp_path / "big.npy"
+    where = ["--server", server_process("--backend", "numpy").target] if source == "server" else []
     master, slave = pty.openpty()  # stderr on a terminal: the progress bar is drawn
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "weightinit", "generate", *LARGE, "-o", str(out)],
+        proc = subprocess.Popen([sys.executable, "-m", "weightinit", "generate", *LARGE, *where, "-o", str(out)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, cwd=REPO)
         os.close(slave)
         seen = _read_until(master, b"MiB", 60)
