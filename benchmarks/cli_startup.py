@@ -56,7 +56,8 @@ def main() -> None:
         wall(rows[3][1], 1)  # fill the JIT cache once, so the numba rows measure loading, not compiling
         results = [(label, *wall(command, args.runs)) for label, command in rows]
     floor = results[0][1]
-    print(f"{'command':<44} {'median s':>9} {'min s':>7} {'x numpy':>8}   ({args.runs} runs each, {sys.version.split()[0]})")
+    print(f"{'command':<44} {'median s':>9} {'min s':>7} {'x numpy':>8}   "
+          f"({args.runs} runs each, Python {sys.version.split()[0]})")
     for label, median, best in results:
         print(f"{label:<44} {median:9.3f} {best:7.3f} {median / floor:8.2f}")
 

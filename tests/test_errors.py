@@ -49,7 +49,8 @@ def test_engine_errors_are_in_the_family():
     assert type(caught.value) is wi.SpecError and caught.value.field == "params.std"
     with pytest.raises(wi.LimitError) as caught:
         wi.spec_from_dict({"scheme": "ones", "shape": [10]}, limits=wi.Limits(max_elements=5))
-    assert caught.value.field == "shape" and caught.value.violations == [errors.Violation("shape", caught.value.message)]
+    assert caught.value.field == "shape"
+    assert caught.value.violations == [errors.Violation("shape", caught.value.message)]
 
 
 @pytest.mark.parametrize("call", ["generate", "iter_chunks"])

@@ -2,17 +2,19 @@
 
 ::
 
-    WeightinitError                    base: ``except weightinit.WeightinitError`` catches them all
-    ├── InvalidRequestError (ValueError)   the request is wrong: ``field``, ``message``, ``tensor``, ``violations``
-    │   └── SpecError                      a spec field is invalid (engine, conversion, or the server's
-    │       │                              INVALID_ARGUMENT with its google.rpc.BadRequest field violations)
-    │       └── LimitError                 valid, but over a limit (engine Limits, or RESOURCE_EXHAUSTED)
-    ├── ServiceError                       a call to the server failed: ``code`` (the gRPC status name), ``details``
-    │   ├── UnavailableError (ConnectionError)  UNAVAILABLE after the client's retries (server down, unreachable),
-    │   │                                       or a server still full (RESOURCE_EXHAUSTED: concurrent_streams)
-    │   └── DeadlineExceededError (TimeoutError) the call's deadline (``timeout``) passed
-    ├── IntegrityError                     received bytes do not match the server's SHA-256, or a broken stream
-    └── BackendUnavailable (RuntimeError)  the requested backend cannot run here
+    WeightinitError                  base: ``except weightinit.WeightinitError`` catches them all
+    ├── InvalidRequestError          (also a ValueError) the request is wrong: ``field``, ``message``,
+    │   │                            ``tensor``, ``tensor_index``, ``violations``
+    │   └── SpecError                a spec field is invalid (engine, conversion, or the server's
+    │       │                        INVALID_ARGUMENT with its google.rpc.BadRequest field violations)
+    │       └── LimitError           valid, but over a limit (engine Limits, or RESOURCE_EXHAUSTED)
+    ├── ServiceError                 a call to the server failed: ``code`` (gRPC status name), ``details``
+    │   ├── UnavailableError         (also a ConnectionError) UNAVAILABLE after the client's retries
+    │   │                            (server down, unreachable), or a server still full after them
+    │   │                            (RESOURCE_EXHAUSTED for concurrent_streams)
+    │   └── DeadlineExceededError    (also a TimeoutError) the call's deadline (``timeout``) passed
+    ├── IntegrityError               received bytes do not match the server's SHA-256, or a broken stream
+    └── BackendUnavailable           (also a RuntimeError) the requested backend cannot run here
 
 ``field`` is the engine's path of the bad field (``shape``, ``params.std``); in a
 manifest, ``tensor`` names the tensor (its name, else ``manifest.tensors[i]``) and

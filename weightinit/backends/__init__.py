@@ -35,7 +35,8 @@ def _create(name: str) -> Backend:
         try:
             from .cupy_backend import CupyBackend
         except ImportError as error:
-            raise BackendUnavailable(f"cupy backend needs cupy (pip install '.[gpu]' from the checkout): {error}") from None
+            raise BackendUnavailable(f"cupy backend needs cupy (pip install '.[gpu]' from the checkout): "
+                                     f"{error}") from None
         return CupyBackend()
     raise BackendUnavailable(f"unknown backend {name!r}; choose auto, {', '.join(BACKEND_NAMES)}")
 
