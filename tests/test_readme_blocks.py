@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -13,6 +14,7 @@ def _check_readme():
     loader = importlib.machinery.SourceFileLoader("check_readme", str(REPO / "scripts" / "check-readme"))
     spec = importlib.util.spec_from_loader("check_readme", loader)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["check_readme"] = module  # dataclasses look their module up there
     loader.exec_module(module)
     return module
 
