@@ -41,11 +41,18 @@ CMD ["--backend", "cupy"]
 # -- CPU image (default target: last stage) ----------------------------------
 FROM python:${PYTHON_VERSION}-slim AS cpu
 ENV PYTHONUNBUFFERED=1 \
-    NUMBA_CACHE_DIR=/tmp/numba-cache
+    NUMBA_CACHE_DIR=/opt/weightinit/numba-cache
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir "$(ls /wheels/weightinit-*.whl)[bf16]" \
  && rm -rf /wheels \
  && useradd --system --uid 10001 weightinit
+# Compile the JIT kernels at build time (the ~30 s the server otherwise spends on its first start) into
+# NUMBA_CACHE_DIR, owned by the server's user: Numba only uses a cache directory it can write. Numba keys
+# the cache by CPU model; on a host whose CPU differs from the build machine's, the first start in each
+# container compiles again (and says so in its log).
+RUN mkdir -p "$NUMBA_CACHE_DIR" \
+ && python -c "from weightinit.backends import get_backend; get_backend('numba').warmup()" \
+ && chown -R weightinit "$NUMBA_CACHE_DIR"
 USER weightinit
 EXPOSE 50051
 STOPSIGNAL SIGTERM

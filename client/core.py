@@ -5,7 +5,8 @@
 ...     w = client.generate({"scheme": "kaiming_normal", "shape": [512, 256], "seed": 7, "name": "fc1.weight"})
 
 Every tensor is verified against the SHA-256 the server sends after its last
-chunk (:class:`IntegrityError` on mismatch). A stream that breaks with
+chunk (:class:`IntegrityError` on mismatch). Every failure raises from the
+:mod:`weightinit.errors` family (never a raw ``grpc.RpcError``). A stream that breaks with
 ``UNAVAILABLE`` is resumed from the last element received, after a backoff;
 the server's digest of a resumed stream covers the elements received before
 the break too (``GenerateRequest.hash_from``), so one digest still checks the
@@ -25,9 +26,10 @@ import numpy as np
 import weightinit as wi
 from weightinit.api import convert, wire
 from weightinit.api.describe import capabilities, tensor_header
-from weightinit.api.errors import field_violations
+from weightinit.api.errors import field_violations, from_rpc_error, tensor_label
 from weightinit.engine.generate import FILL_ELEMENTS
 from weightinit.engine.regions import fill_region_positions, region_shape, resolve_region
+from weightinit.errors import IntegrityError, InvalidRequestError
 from weightinit.v1 import initializer_service_pb2 as pb
 from weightinit.v1 import spec_pb2
 
@@ -40,10 +42,6 @@ except ImportError:  # pragma: no cover - exercised only without ml_dtypes
 
 #: Without ml_dtypes, bfloat16 tensors come back as numpy.uint16 holding the bits.
 BFLOAT16_AS_UINT16 = _ml_dtypes is None
-
-
-class IntegrityError(Exception):
-    """The bytes received do not match the server's digest (or the stream broke its own rules)."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +204,7 @@ class Client:
                 return method(request, timeout=self.timeout)
             except grpc.RpcError as error:
                 if not _retryable(error) or attempt + 1 == self.max_attempts:
-                    raise
+                    raise from_rpc_error(error) from error
                 self._backoff(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -262,7 +260,7 @@ class Client:
             except grpc.RpcError as error:
                 attempt += 1
                 if not _retryable(error) or attempt >= self.max_attempts:
-                    raise
+                    raise from_rpc_error(error) from error
                 self._backoff(attempt - 1)
 
     def generate(self, spec: Any, *, start: int | None = None, stop: int | None = None,
@@ -330,7 +328,7 @@ class Client:
                 except grpc.RpcError as error:
                     attempt += 1
                     if not _retryable(error) or attempt >= self.max_attempts:
-                        raise
+                        raise from_rpc_error(error, manifest, base) from error
                     self._backoff(attempt - 1)
                     if receiver is not None and not receiver.done and receiver.header is not None:
                         # finish the interrupted tensor on its own, then continue with the rest
@@ -339,8 +337,11 @@ class Client:
                         if not tensor.HasField("seed"):
                             tensor.seed = manifest.seed
                         resume = pb.GenerateRequest(spec=tensor, chunk_elements=chunk)
-                        for part in self._tensor_stream(resume, receiver):
-                            yield ModelChunk(part.header, part.offset, part.data, index, part.header.name)
+                        try:
+                            for part in self._tensor_stream(resume, receiver):
+                                yield ModelChunk(part.header, part.offset, part.data, index, part.header.name)
+                        except InvalidRequestError as failure:
+                            raise failure.in_tensor(tensor_label(manifest, index), index) from failure
                         next_index = index + 1
         finally:
             if receiver is not None:
@@ -380,7 +381,10 @@ class Client:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         stub = health_pb2_grpc.HealthStub(self._channel)
-        reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout or 10)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout or 10)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from error
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
@@ -495,9 +499,10 @@ class LocalClient:
             try:
                 spec = self._spec(tensor, default_seed=message.seed)
             except wi.SpecError as error:
-                raise wi.SpecError(f"manifest.tensors[{index}].{error.field}", error.message) from None
+                raise error.in_tensor(tensor_label(message, index), index) from None
             if spec.name in seen:
-                raise wi.SpecError(f"manifest.tensors[{index}].name", f"duplicate tensor name {spec.name!r}")
+                raise wi.SpecError("name", f"duplicate tensor name {spec.name!r}",
+                                   tensor=tensor_label(message, index), tensor_index=index)
             seen.add(spec.name)
             specs.append(spec)
         if not specs:

@@ -196,6 +196,8 @@ def _warm_up_in_background(backend) -> None:
 
     def run():
         began = time.perf_counter()
+        log.info("backend %s: compiling kernels (first start only, tens of seconds; later starts load them from "
+                 "the JIT cache)...", backend.name)
         warmup()
         log.info("backend %s warmed up in %.1f s", backend.name, time.perf_counter() - began)
 

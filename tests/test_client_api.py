@@ -67,4 +67,5 @@ def test_local_client_reports_bad_specs_with_the_field(local):
     with pytest.raises(wi.SpecError) as caught:
         local.generate_model({"tensors": [{"scheme": "ones", "shape": [1], "name": "x"},
                                           {"scheme": "ones", "shape": [1], "name": "x"}]})
-    assert caught.value.field == "manifest.tensors[1].name"
+    assert (caught.value.field, caught.value.tensor, caught.value.tensor_index) == ("name", "x", 1)
+    assert str(caught.value) == "x: name: duplicate tensor name 'x'"

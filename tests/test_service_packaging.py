@@ -33,4 +33,4 @@ def test_wheel_contains_server_client_stubs_and_entry_point(tmp_path):
         assert module in names, module
     assert not any(name.startswith(("server/", "client/", "tests/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "weightinit = weightinit.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "weightinit = weightinit.__main__:run" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -148,7 +148,7 @@ def test_manifest_from_mapping_of_names():
     assert [t.name for t in manifest.tensors] == ["a", "b"] and manifest.seed == 3
     with pytest.raises(wi.SpecError) as caught:
         convert.manifest_from_any({"tensors": [{"scheme": "ones", "shape": [1]}, {"scheme": "x", "shape": [1]}]})
-    assert caught.value.field == "manifest.tensors[1].scheme"
+    assert (caught.value.field, caught.value.tensor_index) == ("scheme", 1)
 
 
 # -- planning ---------------------------------------------------------------

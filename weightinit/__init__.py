@@ -5,22 +5,41 @@ element range::
 
     import weightinit as wi
     w = wi.generate({"scheme": "kaiming_normal", "shape": [512, 256], "seed": 7, "name": "fc1.weight"})
+
+Errors: every call raises from one family, :mod:`weightinit.errors` (base :class:`WeightinitError`).
+
+The names below load on first use (PEP 562), so ``import weightinit`` and the command line start fast.
 """
 
-from .backends import BackendUnavailable, available_backends, get_backend, storage_dtype
-from .engine.generate import (ALGORITHM_VERSION, DEFAULT_CHUNK_ELEMENTS, CompiledSpec, as_user_array,
-                              compile_spec, generate, generate_raw, iter_chunks, to_le_bytes)
-from .engine.schemes import BUILDERS as _BUILDERS
-from .spec import (DEFAULT_LIMITS, DTYPES, LAYOUTS, SCHEMES, LimitError, Limits, ParamInfo, SchemeInfo,
-                   SpecError, TensorSpec, spec_from_dict)
+from __future__ import annotations
 
-assert set(_BUILDERS) == set(SCHEMES), "every catalogued scheme needs a builder"
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ALGORITHM_VERSION", "BackendUnavailable", "CompiledSpec", "DEFAULT_CHUNK_ELEMENTS", "DEFAULT_LIMITS", "DTYPES",
-    "LAYOUTS", "LimitError", "Limits", "ParamInfo", "SCHEMES", "SchemeInfo", "SpecError", "TensorSpec",
-    "as_user_array", "available_backends", "compile_spec", "generate", "generate_raw", "get_backend",
-    "iter_chunks", "spec_from_dict", "storage_dtype", "to_le_bytes",
-]
+#: public name -> the module that defines it
+_EXPORTS = {
+    **dict.fromkeys(("BackendUnavailable", "DeadlineExceededError", "IntegrityError", "InvalidRequestError",
+                     "LimitError", "ServiceError", "SpecError", "UnavailableError", "WeightinitError"), ".errors"),
+    **dict.fromkeys(("available_backends", "get_backend", "storage_dtype"), ".backends"),
+    **dict.fromkeys(("ALGORITHM_VERSION", "DEFAULT_CHUNK_ELEMENTS", "CompiledSpec", "as_user_array", "compile_spec",
+                     "generate", "generate_raw", "iter_chunks", "to_le_bytes"), ".engine.generate"),
+    "spec_from_dict": ".engine.validate",
+    **dict.fromkeys(("DEFAULT_LIMITS", "DTYPES", "LAYOUTS", "SCHEMES", "Limits", "ParamInfo", "SchemeInfo",
+                     "TensorSpec"), ".spec"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'weightinit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -7,7 +7,12 @@
     weightinit describe [--server HOST:PORT] [--json]
 
 Exit status: 0 success, 1 failure (server unreachable, digest mismatch, I/O),
-2 bad input (one line on stderr naming the field).
+2 bad input (one line on stderr naming the field), 130 interrupted (Ctrl-C),
+128 + N killed by signal N (SIGTERM 143, SIGHUP 129; the partial output file is removed).
+
+``--server HOST`` without a port uses the service's port 50051. Startup stays light: numpy, grpc
+and the JIT backend load only when the command needs them (a local tensor under a million elements
+never loads the JIT backend).
 """
 
 from __future__ import annotations
@@ -17,22 +22,57 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
 from typing import Any, Iterable
 
-import numpy as np
-
 import weightinit as wi
-from weightinit.engine.generate import check_chunk, check_range
-from weightinit.engine.regions import region_shape, resolve_region
 
 PROGRESS_MIN_BYTES = 16 << 20
+#: The service's port (``weightinit serve``, the Docker image): ``--server HOST`` means HOST:50051.
+DEFAULT_PORT = 50051
 SAFETENSORS_DTYPE = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16"}
 
 
 class UsageError(Exception):
     """Bad input: printed as one line, exit status 2."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM/SIGHUP arrived: unwind (removing partial output) and exit 128 + signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def server_address(text: str) -> str:
+    """``HOST[:PORT]`` -> ``HOST:PORT`` for gRPC; the port must be 1..65535 (default 50051).
+
+    IPv6 literals go in brackets (``[::1]:50051``); gRPC target URIs (``dns:///h:p``, ``unix:/path``)
+    pass unchanged."""
+    text = text.strip()
+    if "://" in text or text.startswith("unix:"):
+        return text
+    if text.startswith("["):
+        host, bracket, rest = text.partition("]")
+        if not bracket or host == "[" or (rest and not rest.startswith(":")):
+            raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (IPv6: [ADDR]:PORT)")
+        host, port = host + "]", rest[1:] if rest else None
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            host, port = text, None
+        elif ":" in host:
+            raise argparse.ArgumentTypeError(f"{text!r}: put an IPv6 address in brackets, e.g. [::1]:{DEFAULT_PORT}")
+    if not host:
+        raise argparse.ArgumentTypeError(f"{text!r} has no host (HOST:PORT, e.g. 127.0.0.1:{DEFAULT_PORT})")
+    if port is None:
+        return f"{host}:{DEFAULT_PORT}"
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: the port must be a number in 1..65535, got {port!r}")
+    return f"{host}:{int(port)}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,22 +136,57 @@ def _parse_index(text: str | None, shape) -> list[tuple[int, int]] | None:
 
 def _load_json(path: str, what: str) -> Any:
     try:
-        with (sys.stdin if path == "-" else open(path, encoding="utf-8")) as handle:
-            return json.load(handle)
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        return json.loads(data.decode("utf-8"))
     except OSError as error:
         raise UsageError(f"cannot read {what} {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{what} {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None
     except json.JSONDecodeError as error:
         raise UsageError(f"{what} {path} is not valid JSON: {error}") from None
+
+
+def engine_spec_dict(loaded: Any, what: str = "spec") -> dict:
+    """A spec object from JSON -> the engine's spec dict. Two forms are accepted:
+
+    - the engine's: ``{"scheme": "kaiming_normal", "shape": [512, 256], "params": {"mode": "fan_out"}}``;
+    - the proto JSON mapping of ``weightinit.v1.TensorSpec`` (what grpcurl sends):
+      ``{"kaiming_normal": {"mode": "FAN_MODE_FAN_OUT"}, "shape": [512, 256], "dtype": "DATA_TYPE_FP32"}``.
+    """
+    if not isinstance(loaded, dict):
+        raise wi.SpecError(what, f"must be a JSON object, got {type(loaded).__name__}")
+    if "scheme" in loaded:
+        return loaded
+    from weightinit.api.convert import SCHEME_PARAM_MESSAGES
+
+    schemes = [key for key in loaded if key in SCHEME_PARAM_MESSAGES]
+    if not schemes:
+        raise wi.SpecError(what, 'is neither the engine form ({"scheme": NAME, ...}) nor the proto JSON form '
+                                 '({"NAME": {params}, ...}); name the scheme one of these two ways')
+    from google.protobuf import json_format
+
+    from weightinit.api import convert
+    from weightinit.v1 import spec_pb2
+
+    try:
+        message = json_format.ParseDict(loaded, spec_pb2.TensorSpec())
+    except json_format.ParseError as error:
+        detail = " ".join(str(error).split())
+        raise wi.SpecError(what, f"read as the proto JSON form (it names scheme {schemes[0]!r} as a key): "
+                                 f"{detail}") from None
+    data = convert.spec_to_dict(message)
+    return {key: value for key, value in data.items() if key not in ("name",) or value}
 
 
 def spec_from_args(args: argparse.Namespace) -> dict:
     """The spec dict the generate flags describe (``--spec`` file first, flags override)."""
     spec: dict[str, Any] = {}
     if args.spec:
-        loaded = _load_json(args.spec, "spec file")
-        if not isinstance(loaded, dict):
-            raise wi.SpecError("spec", "the spec file must hold a JSON object")
-        spec.update(loaded)
+        spec.update(engine_spec_dict(_load_json(args.spec, "spec file")))
     if args.scheme is not None:
         spec["scheme"] = args.scheme
     if args.shape is not None:
@@ -146,6 +221,9 @@ def spec_from_args(args: argparse.Namespace) -> dict:
 
 
 class _Progress:
+    #: True while a progress line is on the terminal without its newline (main() ends it on Ctrl-C).
+    line_open = False
+
     def __init__(self, total: int, enabled: bool):
         self.total, self.done, self.enabled = total, 0, enabled and total >= PROGRESS_MIN_BYTES
         self.began = time.perf_counter()
@@ -159,24 +237,34 @@ class _Progress:
             fraction = self.done / self.total if self.total else 1.0
             rate = self.done / max(now - self.began, 1e-9) / 1e6
             bar = "#" * int(fraction * 30)
+            _Progress.line_open = True  # before writing: a Ctrl-C may land right after the write
             sys.stderr.write(f"\r[{bar:<30}] {fraction:6.1%} {self.done / 2**20:9.1f}/{self.total / 2**20:.1f} MiB "
                              f"{rate:7.1f} MB/s")
             sys.stderr.flush()
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+        end_progress_line()
+
+
+def end_progress_line() -> None:
+    if _Progress.line_open:
+        _Progress.line_open = False
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+#: .npy type of each dtype. bfloat16 has no numpy type of its own, so a bfloat16 .npy holds its bits
+#: as little-endian uint16, with or without ml_dtypes: numpy, torch.from_numpy and every other reader
+#: load it the same way (view it as bfloat16: ``a.view(ml_dtypes.bfloat16)``, ``t.view(torch.bfloat16)``).
+NPY_DESCR = {"float32": "<f4", "float64": "<f8", "float16": "<f2", "bfloat16": "<u2"}
 
 
 def _npy_header(shape: tuple[int, ...], dtype: str) -> bytes:
     import io
 
-    if dtype == "bfloat16":  # bits, unless ml_dtypes gives numpy a bfloat16 (it records '<V2' then)
-        from weightinit.client import user_array
+    import numpy as np
 
-        descr = np.lib.format.dtype_to_descr(user_array(np.empty(0, np.uint16), dtype).dtype)
-    else:
-        descr = np.lib.format.dtype_to_descr(np.dtype(dtype).newbyteorder("<"))
+    descr = NPY_DESCR[dtype]
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
     return buffer.getvalue()
@@ -203,6 +291,9 @@ class _Output:
     def __init__(self, path: str):
         self.path = path
         if path == "-":
+            if sys.stdout.isatty():
+                raise UsageError("-o - writes binary data to stdout, which is a terminal: redirect it "
+                                 "(> FILE or | COMMAND) or give -o FILE.npy")
             self.handle = sys.stdout.buffer
             self.temp = None
         else:
@@ -245,6 +336,8 @@ def _format_of(path: str) -> str:
 
 
 def _write_stream(out: _Output, chunks: Iterable, total: int, progress: bool) -> None:
+    import numpy as np
+
     bar = _Progress(total, progress)
     try:
         for chunk in chunks:
@@ -274,30 +367,67 @@ def _metadata(extra: dict[str, str] | None = None) -> dict[str, str]:
     return meta
 
 
+class _LocalChunk:
+    def __init__(self, data):
+        self.data = data
+
+
+def _local_chunks(spec, start, stop, chunk_elements, backend) -> Iterable:
+    """The engine's chunks directly: no client (and no grpc) for local generation."""
+    step = chunk_elements or max(1, (1 << 20) // spec.itemsize)
+    for _, data in wi.iter_chunks(spec, start, stop, step, backend=backend, limits=wi.DEFAULT_LIMITS):
+        yield _LocalChunk(data)
+
+
+def _local_region_chunks(spec, bounds, chunk_elements, backend) -> Iterable:
+    """The region's elements in row-major order, a chunk at a time (memory O(chunk))."""
+    import numpy as np
+
+    from weightinit.engine.generate import FILL_ELEMENTS
+    from weightinit.engine.regions import fill_region_positions, region_shape
+
+    compiled = wi.compile_spec(spec, backend, limits=wi.DEFAULT_LIMITS)
+    total = math.prod(region_shape(bounds))
+    step = chunk_elements or max(1, (1 << 20) // spec.itemsize)
+    for offset in range(0, total, step):
+        out = np.empty(min(step, total - offset), dtype=wi.storage_dtype(spec.dtype))
+        yield _LocalChunk(fill_region_positions(compiled, bounds, offset, out, FILL_ELEMENTS))
+
+
 def cmd_generate(args) -> int:
+    from weightinit.engine.generate import check_chunk, check_range
+
     if args.output is None:
         raise UsageError("-o OUT is required (.npy, .safetensors, or - for raw bytes on stdout)")
     fmt = _format_of(args.output)
-    client = _client(args)
     progress = sys.stderr.isatty() and not args.quiet
     chunk_elements = check_chunk(_int_arg(args.chunk_elements, "chunk_elements")) if args.chunk_elements else None
     if args.manifest:
-        return _generate_manifest(args, client, fmt, chunk_elements, progress)
+        return _generate_manifest(args, _client(args), fmt, chunk_elements, progress)
     spec_dict = spec_from_args(args)
     spec = wi.spec_from_dict(spec_dict, limits=None if args.server else wi.DEFAULT_LIMITS)
     start, stop = _parse_range(args.range)
     index = _parse_index(args.index, spec.shape)
     if index is not None:
+        from weightinit.engine.regions import region_shape, resolve_region
+
         if args.range is not None:
             raise UsageError("--index and --range are exclusive: give an N-d region or a flat range")
-        shape = region_shape(resolve_region(index, spec.shape))
+        bounds = resolve_region(index, spec.shape)
+        shape = region_shape(bounds)
         nbytes = math.prod(shape) * spec.itemsize
-        chunks = client.iter_chunks(spec_dict, chunk_elements=chunk_elements, index=index)
+        if args.server:
+            chunks = _client(args).iter_chunks(spec_dict, chunk_elements=chunk_elements, index=index)
+        else:
+            chunks = _local_region_chunks(spec, bounds, chunk_elements, args.backend)
     else:
         first, last = check_range(spec, start, stop)
         shape = spec.shape if args.range is None else (last - first,)
         nbytes = (last - first) * spec.itemsize
-        chunks = client.iter_chunks(spec_dict, start=start, stop=stop, chunk_elements=chunk_elements)
+        if args.server:
+            chunks = _client(args).iter_chunks(spec_dict, start=start, stop=stop, chunk_elements=chunk_elements)
+        else:
+            chunks = _local_chunks(spec, first, last, chunk_elements, args.backend)
     out = _Output(args.output)
     try:
         if fmt == "npy":
@@ -322,10 +452,15 @@ def _generate_manifest(args, client, fmt: str, chunk_elements: int | None, progr
     if args.scheme or args.spec or args.shape:
         raise UsageError("--manifest cannot be combined with --scheme, --shape or --spec")
     manifest = _load_json(args.manifest, "manifest")
+    if isinstance(manifest, dict) and isinstance(manifest.get("tensors"), list):
+        manifest = {**manifest, "tensors": [engine_spec_dict(t, f"manifest.tensors[{i}]") if isinstance(t, dict)
+                                            else t for i, t in enumerate(manifest["tensors"])]}
     specs = LocalClient(limits=None)._manifest_specs(manifest)  # validates and gives the header's shapes
     entries = [(s.name, s.dtype, list(s.shape), s.nbytes) for s in specs]
-    if any(not s.name for s in specs):
-        raise wi.SpecError("manifest.tensors", "every tensor needs a name in a .safetensors file")
+    for index, s in enumerate(specs):
+        if not s.name:
+            raise wi.SpecError("name", "every tensor needs a name in a .safetensors file",
+                               tensor=f"manifest.tensors[{index}]", tensor_index=index)
     out = _Output(args.output)
     try:
         out.write(safetensors_header(entries, _metadata({"weightinit.seed": str(manifest.get("seed", 0))})))
@@ -372,7 +507,10 @@ def _print_capabilities(info: dict) -> None:
     for backend in info.get("backends", []):
         mark = "ok " if backend.get("available") else "-- "
         print(f"  {mark}{backend['name']}: {backend.get('detail', '')}")
-    print("dtypes: " + ", ".join(d.replace("DATA_TYPE_", "") for d in info["dtypes"]))
+    from weightinit.api.convert import PROTO_TO_DTYPE
+    from weightinit.v1 import spec_pb2
+
+    print("dtypes (--dtype): " + ", ".join(PROTO_TO_DTYPE.get(spec_pb2.DataType.Value(d), d) for d in info["dtypes"]))
     print("layouts: " + ", ".join(layout.replace("LAYOUT_", "").lower() for layout in info["layouts"]))
     print("limits: " + ", ".join(f"{k}={v}" for k, v in info["limits"].items()))
     print("schemes:")
@@ -401,14 +539,13 @@ def cmd_describe(args) -> int:
 
 
 def cmd_health(args) -> int:
-    import grpc
     from weightinit.client import Client
 
     try:
         with Client(args.server, timeout=args.timeout, max_attempts=1) as client:
             status = client.health(args.service)
-    except grpc.RpcError as error:
-        print(f"{error.code().name}: {error.details()}", file=sys.stderr)
+    except wi.ServiceError as error:
+        print(f"{error.code}: {error.details}", file=sys.stderr)
         return 1
     print(status)
     return 0 if status == "SERVING" else 1
@@ -427,8 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="generate a tensor (or a whole manifest) to a file or stdout",
                          description="Generate a tensor with the in-process engine, or fetch it from a server "
-                                     "with --server (same bytes). bfloat16 goes into .npy as uint16 bits "
-                                     "(as ml_dtypes' '<V2' when ml_dtypes is installed).")
+                                     "with --server (same bytes). bfloat16 goes into .npy as its bits, "
+                                     "little-endian uint16 ('<u2'), whether or not ml_dtypes is installed; "
+                                     ".safetensors stores it as BF16. --spec takes the engine's JSON "
+                                     '({"scheme": "normal", ...}) or the proto JSON mapping grpcurl uses '
+                                     '({"normal": {"std": 0.02}, ...}).')
     gen.add_argument("--scheme", help="scheme name, e.g. kaiming_normal (see `weightinit describe`)")
     gen.add_argument("--shape", nargs="+", metavar="D", help="dimensions, e.g. --shape 512 256")
     gen.add_argument("--dtype", help="float32 (default), float64, float16 or bfloat16")
@@ -448,14 +588,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--index", metavar="A:B,C:D", help="only the N-d region [A:B, C:D, ...] (trailing dims whole), "
                                                         "e.g. --index 0:512,256:512")
     gen.add_argument("--chunk-elements", dest="chunk_elements", metavar="N", help="elements per chunk")
-    gen.add_argument("-o", "--output", metavar="OUT", help="OUT.npy, OUT.safetensors, OUT.bin, or - (raw bytes)")
-    gen.add_argument("--server", metavar="HOST:PORT", help="fetch from a weightinit server instead")
+    gen.add_argument("-o", "--output", metavar="OUT", required=True,
+                     help="OUT.npy, OUT.safetensors, OUT.bin, or - (raw bytes to a pipe; refused on a terminal)")
+    gen.add_argument("--server", metavar="HOST[:PORT]", type=server_address,
+                     help=f"fetch from a weightinit server instead (port {DEFAULT_PORT} when omitted)")
     gen.add_argument("--backend", default=None, help="local backend: auto (default), numpy, numba, cupy")
-    gen.add_argument("--timeout", type=float, default=None, help="per-call deadline with --server, seconds")
+    gen.add_argument("--timeout", type=float, default=None,
+                     help="deadline of each call to --server, in seconds (default: none)")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=cmd_generate)
 
-    srv = sub.add_parser("serve", help="run the gRPC server until SIGTERM/SIGINT")
+    srv = sub.add_parser("serve", help="run the gRPC server until SIGTERM/SIGINT",
+                         description="Serve weightinit.v1.InitializerService (plus grpc.health.v1 and reflection) "
+                                     "until SIGTERM or SIGINT, then drain in-flight streams for --grace seconds. "
+                                     "Prints 'listening on HOST:PORT' once bound. On the first start the JIT "
+                                     "backend compiles its kernels in the background (tens of seconds, logged); "
+                                     "later starts load them from the disk cache.")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     srv.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 picks a free one and prints it)")
     srv.add_argument("--backend", default="auto", help="auto (default), numpy, numba or cupy")
@@ -472,64 +620,84 @@ def build_parser() -> argparse.ArgumentParser:
     srv.set_defaults(func=cmd_serve)
 
     desc = sub.add_parser("describe", help="print schemes, dtypes, backends, limits and the algorithm version")
-    desc.add_argument("--server", metavar="HOST:PORT", help="ask a server instead of the local engine")
+    desc.add_argument("--server", metavar="HOST[:PORT]", type=server_address,
+                      help=f"ask a server instead of the local engine (port {DEFAULT_PORT} when omitted)")
     desc.add_argument("--backend", default=None, help="local backend to report as active")
-    desc.add_argument("--timeout", type=float, default=10.0)
+    desc.add_argument("--timeout", type=float, default=10.0, help="deadline of the call to --server, seconds (10)")
     desc.add_argument("--json", action="store_true", help="machine-readable JSON")
     desc.set_defaults(func=cmd_describe)
 
     hlt = sub.add_parser("health", help="grpc.health.v1 check; exit 0 when SERVING")
-    hlt.add_argument("--server", metavar="HOST:PORT", default="127.0.0.1:50051")
+    hlt.add_argument("--server", metavar="HOST[:PORT]", type=server_address, default=f"127.0.0.1:{DEFAULT_PORT}",
+                     help=f"server to check (default 127.0.0.1:{DEFAULT_PORT})")
     hlt.add_argument("--service", default="", help="service name (default: the whole server)")
-    hlt.add_argument("--timeout", type=float, default=5.0)
+    hlt.add_argument("--timeout", type=float, default=5.0, help="deadline of the check, seconds (5)")
     hlt.set_defaults(func=cmd_health)
     return parser
 
 
-def _rpc_failure(error) -> int:
-    import grpc
-    from weightinit.client import field_violations
-
-    violations = field_violations(error)
-    code = error.code()
-    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED) and violations:
-        v = violations[0]
-        label = "invalid spec" if code == grpc.StatusCode.INVALID_ARGUMENT else "over a server limit"
-        print(f"weightinit: {label}: {v.field}: {v.description}", file=sys.stderr)
-        return 2
-    print(f"weightinit: server error {code.name}: {error.details()}", file=sys.stderr)
-    return 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
-    logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return 2
-    import grpc
-    from weightinit.client import IntegrityError
-
+def _run(args) -> int:
+    """The command, with every error of the :mod:`weightinit.errors` family as one line on stderr."""
     try:
         return args.func(args)
+    except wi.LimitError as error:
+        print(f"weightinit: over a limit: {error}", file=sys.stderr)
+        return 2
     except wi.SpecError as error:
-        print(f"weightinit: invalid spec: {error.field}: {error.message}", file=sys.stderr)
+        print(f"weightinit: invalid spec: {error}", file=sys.stderr)
         return 2
     except UsageError as error:
         print(f"weightinit: error: {error}", file=sys.stderr)
         return 2
-    except grpc.RpcError as error:
-        return _rpc_failure(error)
-    except IntegrityError as error:
+    except wi.ServiceError as error:
+        where = f" ({args.server})" if getattr(args, "server", None) else ""
+        print(f"weightinit: server error{where}: {error.code}: {error.details}", file=sys.stderr)
+        return 1
+    except wi.IntegrityError as error:
         print(f"weightinit: integrity check failed: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 1
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated(signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status: see the module docstring. Ctrl-C, SIGTERM and SIGHUP end with one line, no traceback."""
+    previous = {}
+    try:
+        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if signum is not None:
+                try:
+                    previous[signum] = signal.signal(signum, _raise_terminated)
+                except ValueError:  # not the main thread (main() called from a test's thread)
+                    pass
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
+        logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return 2
+        if args.command == "serve":  # serve handles SIGTERM itself (graceful drain)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            previous.clear()
+        return _run(args)
     except KeyboardInterrupt:
+        end_progress_line()
+        print("weightinit: interrupted", file=sys.stderr)
         return 130
+    except _Terminated as stop:
+        end_progress_line()
+        print(f"weightinit: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
 """The layer spec: one validated, immutable description of a tensor to initialize.
 
-``spec_from_dict`` is the single entry point for untrusted input (CLI, JSON,
-gRPC). Every rule raises :class:`SpecError` naming the offending field; element
-counts beyond :class:`Limits` raise :class:`LimitError`.
+:func:`parse_spec` checks the fields and the rules between them; the single entry
+point for untrusted input (CLI, JSON, gRPC) is :func:`weightinit.spec_from_dict`
+(:mod:`weightinit.engine.validate`), which adds the checks that need the schemes.
+Every rule raises :class:`SpecError` naming the offending field; element counts
+beyond :class:`Limits` raise :class:`LimitError`.
+
+This module depends on the engine's leaf modules (fans, philox, transforms) only;
+``engine.schemes`` depends on it, never the other way.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
 
+from .errors import LimitError, SpecError
 from .engine.fans import NONLINEARITIES, FanError, compute_fans
 from .engine.philox import MASK64, stream_id_from_name
 from .engine.transforms import truncated_mass
@@ -29,19 +35,6 @@ MAX_RANK = 32
 MAX_NAME_LENGTH = 4096
 #: Smallest probability mass a truncated normal may keep.
 MIN_TRUNCATED_MASS = 1e-300
-
-
-class SpecError(ValueError):
-    """An invalid spec field. ``field`` is its path (``shape``, ``params.std`` ...)."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class LimitError(SpecError):
-    """The spec is valid but asks for more than the configured limits allow."""
 
 
 @dataclass(frozen=True)
@@ -369,42 +362,6 @@ def _check_scheme_rules(spec: TensorSpec) -> None:
             raise SpecError("shape", f"delta_orthogonal needs out channels ({fan_out}) >= in channels ({fan_in})")
 
 
-#: Largest finite value of each dtype.
-DTYPE_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308,
-             "float16": 65504.0, "bfloat16": 3.3895313892515355e38}
-
-
-class _NeedsDraws(Exception):
-    """Raised by the stand-in ``draw`` when a scheme wants random values to build its plan."""
-
-
-def _no_draws(kernel, count):
-    raise _NeedsDraws
-
-
-def _check_values_fit(spec: TensorSpec) -> None:
-    """Finite parameters can still derive scalars whose values overflow (a uniform of width
-    2e308, std 1e39 in float32): reject those rather than hand out inf or NaN weights.
-    Plans that need draws to be built (the QR schemes) are bounded by their gain and skipped."""
-    if not spec.info.random or spec.numel == 0:
-        return
-    from .engine.schemes import BUILDERS, RandomPlan  # the derived scalars live with the schemes
-    from .engine.transforms import kernel_magnitude
-
-    try:
-        plan = BUILDERS[spec.scheme](spec, _no_draws)
-    except _NeedsDraws:
-        return
-    if not isinstance(plan, RandomPlan):
-        return
-    magnitude = kernel_magnitude(plan.kernel)
-    if not math.isfinite(magnitude):
-        raise SpecError("params", "the scale or bounds derived from these parameters overflow binary64")
-    if magnitude > DTYPE_MAX[spec.dtype]:
-        raise SpecError("params", f"these parameters give values up to {magnitude:g} in magnitude, beyond the "
-                                  f"largest finite {spec.dtype} ({DTYPE_MAX[spec.dtype]:g})")
-
-
 def truncation_std_units(p: Mapping[str, Any]) -> tuple[float, float]:
     """The truncation interval of a truncated_normal in units of std around the mean."""
     if p["bounds"] == "std":
@@ -426,8 +383,11 @@ def _given(data: Mapping[str, Any], key: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def spec_from_dict(data: Mapping[str, Any] | TensorSpec, limits: Limits | None = DEFAULT_LIMITS) -> TensorSpec:
-    """Validate a plain mapping (JSON, CLI, gRPC) into a :class:`TensorSpec`."""
+def parse_spec(data: Mapping[str, Any] | TensorSpec) -> TensorSpec:
+    """Check the fields of a plain mapping and the rules between them; no limits, no derived values.
+
+    Use :func:`weightinit.spec_from_dict` (:mod:`weightinit.engine.validate`), which adds the checks that
+    need the schemes' formulas and the limits."""
     if isinstance(data, TensorSpec):
         data = data.to_dict()
     if not isinstance(data, Mapping):
@@ -468,7 +428,4 @@ def spec_from_dict(data: Mapping[str, Any] | TensorSpec, limits: Limits | None =
         zero_rows=_zero_rows(_given(data, "zero_rows", ()), shape),
     )
     _check_scheme_rules(spec)
-    _check_values_fit(spec)
-    if limits is not None:
-        check_limits(spec, limits)
     return spec

@@ -1,17 +1,23 @@
 'use strict';
-// Minimal Node.js client of the weightinit gRPC service (weightinit.v1.InitializerService).
-// It loads the .proto files at run time, requests a tensor, reassembles the chunks into one
-// Buffer (raw little-endian bytes, row-major) and checks the SHA-256 the server sends last.
+// Node.js client of the weightinit gRPC service (weightinit.v1.InitializerService).
+// It loads the .proto files shipped in this package (./protos, kept identical to the repository's
+// protos/ by a test), requests a tensor, reassembles the chunks into one Buffer (raw little-endian
+// bytes, row-major), checks the SHA-256 the server sends last, and gives the values as a typed
+// array too: Float32Array (float32), Float64Array (float64), Uint16Array of the bits (float16, bfloat16).
 
+const os = require('node:os');
 const path = require('node:path');
 const crypto = require('node:crypto');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-const PROTO_DIR = path.resolve(__dirname, '..', '..', 'protos');
+const PROTO_DIR = path.join(__dirname, 'protos');
 const PROTO_FILE = 'weightinit/v1/initializer_service.proto';
+const DEFAULT_PORT = 50051;
 
 const DTYPES = { float32: 'DATA_TYPE_FP32', float64: 'DATA_TYPE_FP64', float16: 'DATA_TYPE_FP16', bfloat16: 'DATA_TYPE_BF16' };
+const DTYPE_NAMES = Object.fromEntries(Object.entries(DTYPES).map(([name, proto]) => [proto, name]));
+const TYPED_ARRAYS = { float32: Float32Array, float64: Float64Array, float16: Uint16Array, bfloat16: Uint16Array };
 // String-valued scheme parameters are enums on the wire: engine value -> enum value name.
 const ENUM_PARAMS = { mode: 'FAN_MODE_', nonlinearity: 'NONLINEARITY_', distribution: 'DISTRIBUTION_', bounds: 'TRUNCATION_BOUNDS_' };
 
@@ -27,14 +33,83 @@ function loadPackage(protoDir = PROTO_DIR) {
   return pkg;
 }
 
-class SpecError extends Error {
-  constructor(field, message) {
-    super(`${field}: ${message}`);
-    this.field = field;
+// The error family, named as in Python's weightinit.errors.
+class WeightinitError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = new.target.name;
   }
 }
 
-class IntegrityError extends Error {}
+// An invalid spec field: `field` is the engine's path (params.std), `violationField` the request's
+// (spec.normal.std) when the server reported it.
+class SpecError extends WeightinitError {
+  constructor(field, message, { code, violationField } = {}) {
+    super(`${field}: ${message}`);
+    this.field = field;
+    this.description = message;
+    this.code = code;
+    this.violationField = violationField;
+  }
+}
+
+// Valid, but over a server limit (RESOURCE_EXHAUSTED).
+class LimitError extends SpecError {}
+
+// Any other failed call: `code` is the gRPC status name, `details` its message.
+class ServiceError extends WeightinitError {
+  constructor(code, details) {
+    super(`${code}: ${details}`);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+// The server could not be reached (UNAVAILABLE).
+class UnavailableError extends ServiceError {}
+
+// The received bytes do not match the server's SHA-256, or the stream broke its own rules.
+class IntegrityError extends WeightinitError {}
+
+const STATUS_NAMES = Object.fromEntries(Object.entries(grpc.status).map(([name, code]) => [code, name]));
+
+// spec.normal.std -> params.std; spec.shape -> shape (the Python client's engine paths).
+function engineField(requestField, scheme) {
+  let rest = requestField.startsWith('spec.') ? requestField.slice(5) : requestField;
+  if (scheme && (rest === scheme || rest.startsWith(`${scheme}.`))) rest = `params${rest.slice(scheme.length)}`;
+  return rest;
+}
+
+// A gRPC error -> the family. The server's message starts with the first violation's field path.
+function fromGrpcError(error, scheme) {
+  const name = STATUS_NAMES[error.code] || 'UNKNOWN';
+  const details = error.details || error.message;
+  if (error.code === grpc.status.INVALID_ARGUMENT || error.code === grpc.status.RESOURCE_EXHAUSTED) {
+    const match = /^(\S+): (.*)$/s.exec(details);
+    if (match && match[1] !== 'concurrent_streams') {
+      const Kind = error.code === grpc.status.INVALID_ARGUMENT ? SpecError : LimitError;
+      const result = new Kind(engineField(match[1], scheme), match[2], { code: name, violationField: match[1] });
+      result.cause = error;
+      return result;
+    }
+  }
+  const Kind = (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.RESOURCE_EXHAUSTED)
+    ? UnavailableError : ServiceError;
+  const result = new Kind(name, details);
+  result.cause = error;
+  return result;
+}
+
+// "host", "host:port", "[::1]:port" -> "host:port" (the service's port 50051 when omitted).
+function serverAddress(target) {
+  const text = String(target).trim();
+  if (text.includes('://') || text.startsWith('unix:')) return text;
+  const match = /^(\[[^\]]+\]|[^:\[\]]+)(?::(\d+))?$/.exec(text);
+  if (!match) throw new SpecError('target', `${JSON.stringify(text)} is not HOST[:PORT] (IPv6: [ADDR]:PORT)`);
+  const port = match[2] === undefined ? DEFAULT_PORT : Number(match[2]);
+  if (!(port >= 1 && port <= 65535)) throw new SpecError('target', `the port must be in 1..65535, got ${match[2]}`);
+  return `${match[1]}:${port}`;
+}
 
 // An engine-style spec ({scheme, shape, dtype, seed, name, params, layout, ...}) -> TensorSpec message.
 function toTensorSpec(spec) {
@@ -83,10 +158,37 @@ function toRegion(index, shape) {
   });
 }
 
+// The elements of little-endian `data` as a typed array over the same memory (a copy on big-endian hosts).
+function typedValues(data, dtype) {
+  const Kind = TYPED_ARRAYS[dtype];
+  if (!Kind) throw new SpecError('dtype', `unknown dtype ${dtype}`);
+  const count = data.length / Kind.BYTES_PER_ELEMENT;
+  if (os.endianness() === 'LE' && data.byteOffset % Kind.BYTES_PER_ELEMENT === 0) {
+    return new Kind(data.buffer, data.byteOffset, count);
+  }
+  const values = new Kind(count);
+  const view = new DataView(data.buffer, data.byteOffset, data.length);
+  const read = { float32: (i) => view.getFloat32(i * 4, true), float64: (i) => view.getFloat64(i * 8, true) }[dtype]
+    || ((i) => view.getUint16(i * 2, true));
+  for (let i = 0; i < count; i += 1) values[i] = read(i);
+  return values;
+}
+
+// The shape of what a call returns: the region's, the flat range's, or the whole tensor's.
+function resultShape(header) {
+  const full = header.shape.map(Number);
+  const region = (header.region || []).map((range) => Number(range.stop) - Number(range.start));
+  if (region.length) return region.concat(full.slice(region.length));
+  const count = Number(header.stop) - Number(header.start);
+  return count === Number(header.element_count) ? full : [count];
+}
+
 class WeightinitClient {
+  // target: "host:port" (port 50051 when omitted).
   constructor(target, { credentials = grpc.credentials.createInsecure(), protoDir = PROTO_DIR } = {}) {
     const pkg = loadPackage(protoDir);
-    this.stub = new pkg.InitializerService(target, credentials, {
+    this.target = serverAddress(target);
+    this.stub = new pkg.InitializerService(this.target, credentials, {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
     });
   }
@@ -98,20 +200,26 @@ class WeightinitClient {
   capabilities({ deadlineSeconds = 30 } = {}) {
     return new Promise((resolve, reject) => {
       this.stub.GetCapabilities({}, { deadline: Date.now() + deadlineSeconds * 1000 }, (error, reply) => {
-        if (error) reject(error); else resolve(reply);
+        if (error) reject(fromGrpcError(error)); else resolve(reply);
       });
     });
   }
 
-  // Resolves to {header, data: Buffer, sha256: hex}; rejects on gRPC errors or a digest mismatch.
-  // With index (N-d region, see toRegion) data holds the region row-major; header.region echoes it.
+  // Resolves to {header, dtype, shape, data: Buffer, values: typed array, sha256: hex};
+  // rejects with SpecError/LimitError/UnavailableError/ServiceError/IntegrityError.
+  // With index (N-d region, see toRegion) data holds the region row-major and header.region echoes it.
   generate(spec, { start, stop, index, chunkElements = 0, deadlineSeconds = 120 } = {}) {
-    const request = { spec: toTensorSpec(spec), chunk_elements: String(chunkElements) };
-    if (index !== undefined) {
-      if (start !== undefined || stop !== undefined) {
-        throw new SpecError('index', 'give either an index (N-d region) or start/stop (flat range), not both');
+    let request;
+    try {
+      request = { spec: toTensorSpec(spec), chunk_elements: String(chunkElements) };
+      if (index !== undefined) {
+        if (start !== undefined || stop !== undefined) {
+          throw new SpecError('index', 'give either an index (N-d region) or start/stop (flat range), not both');
+        }
+        request.region = toRegion(index, spec.shape);
       }
-      request.region = toRegion(index, spec.shape);
+    } catch (error) {
+      return Promise.reject(error);
     }
     if (start !== undefined) request.start = String(start);
     if (stop !== undefined) request.stop = String(stop);
@@ -133,13 +241,15 @@ class WeightinitClient {
         if (failed) return;
         if (message.header) {
           header = message.header;
-          data = Buffer.alloc(Number(header.byte_count));
+          data = Buffer.from(new ArrayBuffer(Number(header.byte_count)));  // aligned for the typed array
           next = Number(header.start);
         }
         if (!header) return fail(new IntegrityError('data before the header'));
+        if (digest !== null) return fail(new IntegrityError('data after the digest'));
         const offset = Number(message.offset);
         if (offset !== next) return fail(new IntegrityError(`expected element ${next}, got ${offset}`));
         const chunk = message.data;
+        if (chunk.length % header.item_size) return fail(new IntegrityError('chunk is not whole elements'));
         const position = (offset - Number(header.start)) * header.item_size;
         if (position + chunk.length > data.length) return fail(new IntegrityError('more data than announced'));
         chunk.copy(data, position);
@@ -147,16 +257,24 @@ class WeightinitClient {
         next = offset + chunk.length / header.item_size;
         if (message.sha256 && message.sha256.length) digest = Buffer.from(message.sha256).toString('hex');
       });
-      call.on('error', (error) => { if (!failed) { failed = true; reject(error); } });
+      call.on('error', (error) => { if (!failed) { failed = true; reject(fromGrpcError(error, spec.scheme)); } });
       call.on('end', () => {
         if (failed) return;
         if (!header || digest === null) return reject(new IntegrityError('stream ended before the digest'));
+        if (next !== Number(header.stop)) return reject(new IntegrityError('stream ended early'));
         const received = hash.digest('hex');
-        if (received !== digest) return reject(new IntegrityError(`SHA-256 mismatch: ${received} != ${digest}`));
-        resolve({ header, data, sha256: digest });
+        if (received !== digest) {
+          return reject(new IntegrityError(`SHA-256 mismatch for ${JSON.stringify(header.name)}: received ${received}, `
+            + `server sent ${digest}`));
+        }
+        const dtype = DTYPE_NAMES[header.dtype];
+        resolve({ header, dtype, shape: resultShape(header), data, values: typedValues(data, dtype), sha256: digest });
       });
     });
   }
 }
 
-module.exports = { WeightinitClient, IntegrityError, SpecError, toTensorSpec, toRegion, loadPackage, PROTO_DIR, grpc };
+module.exports = {
+  WeightinitClient, WeightinitError, SpecError, LimitError, ServiceError, UnavailableError, IntegrityError,
+  toTensorSpec, toRegion, typedValues, serverAddress, loadPackage, PROTO_DIR, DEFAULT_PORT, grpc,
+};

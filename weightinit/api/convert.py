@@ -276,7 +276,9 @@ def manifest_from_any(manifest: Any) -> spec_pb2.ModelManifest:
         try:
             message.tensors.append(spec_from_any(spec))
         except SpecError as error:
-            raise SpecError(f"manifest.tensors[{index}].{error.field}", error.message) from None
+            name = spec.get("name") if isinstance(spec, Mapping) else getattr(spec, "name", None)
+            label = name if isinstance(name, str) and name else f"manifest.tensors[{index}]"
+            raise error.in_tensor(label, index) from None
     return message
 
 

@@ -7,6 +7,7 @@ e.g. ``spec.kaiming_normal.mode``); limits add a ``google.rpc.QuotaFailure``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import grpc
@@ -14,11 +15,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-
-@dataclass(frozen=True)
-class Violation:
-    field: str
-    description: str
+from weightinit.errors import (DeadlineExceededError, LimitError, ServiceError, SpecError, UnavailableError, Violation,
+                               WeightinitError)
 
 
 @dataclass
@@ -81,3 +79,63 @@ def field_violations(rpc_error: grpc.RpcError) -> list[Violation]:
             detail.Unpack(bad)
             found.extend(Violation(v.field, v.description) for v in bad.field_violations)
     return found
+
+
+def engine_field(path: str) -> tuple[int | None, str]:
+    """A request field path -> (manifest tensor index or None, the engine's field path).
+
+    ``spec.normal.std`` -> (None, ``params.std``); ``manifest.tensors[2].shape`` -> (2, ``shape``);
+    paths outside a spec (``start``, ``manifest.tensors``) come back unchanged.
+    """
+    from .convert import SCHEME_PARAM_MESSAGES
+
+    index = None
+    match = re.fullmatch(r"manifest\.tensors\[(\d+)\]\.?(.*)", path)
+    if match:
+        index, rest = int(match[1]), match[2]
+    elif path == "spec" or path.startswith("spec."):
+        rest = path[len("spec."):]
+    else:
+        return None, path
+    head, dot, tail = rest.partition(".")
+    if head in SCHEME_PARAM_MESSAGES:
+        rest = "params" + dot + tail
+    return index, rest or "spec"
+
+
+def tensor_label(manifest, index: int) -> str:
+    """How errors name tensor ``index`` of a ``ModelManifest``: its name, else its position."""
+    if manifest is not None and 0 <= index < len(manifest.tensors) and manifest.tensors[index].name:
+        return manifest.tensors[index].name
+    return f"manifest.tensors[{index}]"
+
+
+def from_rpc_error(error: grpc.RpcError, manifest=None, first_index: int = 0) -> WeightinitError:
+    """A failed call -> the :mod:`weightinit.errors` exception for it.
+
+    INVALID_ARGUMENT -> :class:`SpecError`, RESOURCE_EXHAUSTED -> :class:`LimitError` (both with the
+    server's field violations; a manifest tensor is named by its name from ``manifest``, whose tensor 0
+    the request sent as ``first_index``), UNAVAILABLE and a full server (RESOURCE_EXHAUSTED for
+    ``concurrent_streams``, after the client's retries) -> :class:`UnavailableError`, DEADLINE_EXCEEDED ->
+    :class:`DeadlineExceededError`, anything else -> :class:`ServiceError`.
+    """
+    code = error.code() if callable(getattr(error, "code", None)) else None
+    name = code.name if code is not None else "UNKNOWN"
+    details = (error.details() if callable(getattr(error, "details", None)) else None) or str(error)
+    violations = field_violations(error) if code == grpc.StatusCode.RESOURCE_EXHAUSTED else []
+    if violations and all(v.field == "concurrent_streams" for v in violations):  # busy, not a bad request
+        return UnavailableError(name, details)
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        kind = SpecError if code == grpc.StatusCode.INVALID_ARGUMENT else LimitError
+        violations = field_violations(error) or [Violation("request", details)]
+        index, path = engine_field(violations[0].field)
+        tensor = None
+        if index is not None:
+            index += first_index
+            tensor = tensor_label(manifest, index)
+        return kind(path, violations[0].description, tensor=tensor, tensor_index=index, violations=violations)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return UnavailableError(name, details)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceededError(name, details)
+    return ServiceError(name, details)

@@ -2,7 +2,7 @@
 
 - ``numpy``: the reference, always available.
 - ``numba``: the same transforms JIT-compiled for the CPU (``pip install numba``; a default dependency).
-- ``cupy``: the same transforms as CUDA kernels on an NVIDIA GPU (``pip install weightinit[gpu]``).
+- ``cupy``: the same transforms as CUDA kernels on an NVIDIA GPU (``pip install '.[gpu]'`` from the checkout).
 
 ``auto`` picks cupy when it imports and a device is usable, else numba, else numpy.
 """
@@ -35,7 +35,8 @@ def _create(name: str) -> Backend:
         try:
             from .cupy_backend import CupyBackend
         except ImportError as error:
-            raise BackendUnavailable(f"cupy backend needs cupy (pip install weightinit[gpu]): {error}") from None
+            raise BackendUnavailable(f"cupy backend needs cupy (pip install '.[gpu]' from the checkout): "
+                                     f"{error}") from None
         return CupyBackend()
     raise BackendUnavailable(f"unknown backend {name!r}; choose auto, {', '.join(BACKEND_NAMES)}")
 

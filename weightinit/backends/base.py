@@ -10,15 +10,12 @@ from functools import lru_cache
 import numpy as np
 
 from ..engine.transforms import Kernel
+from ..errors import BackendUnavailable
 from ..spec import ITEMSIZE
 
 #: Elements one worker handles at a time: big enough to amortise Python overhead,
 #: small enough to stay in cache.
 BLOCK_ELEMENTS = 1 << 16
-
-
-class BackendUnavailable(RuntimeError):
-    """The requested backend cannot run here (package missing, no device ...)."""
 
 
 def storage_dtype(dtype: str) -> np.dtype:

@@ -8,10 +8,11 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from ..backends import Backend, get_backend, storage_dtype
-from ..spec import DEFAULT_LIMITS, Limits, SpecError, TensorSpec, spec_from_dict
+from ..spec import DEFAULT_LIMITS, Limits, SpecError, TensorSpec
 from .regions import fill_region, region_shape, resolve_region
 from .schemes import ConstantPlan, DensePlan, IndexPlan, Plan, RandomPlan, build_plan
 from .transforms import Kernel, round_to_storage
+from .validate import spec_from_dict
 
 #: Bump on any change that alters output bytes; the golden digests pin version 1.
 ALGORITHM_VERSION = 1
@@ -20,6 +21,9 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 18
 #: Piece of an in-memory tensor (generate): large, so backends split it across cores in one go,
 #: small enough to bound the temporaries of index and mask plans.
 FILL_ELEMENTS = 1 << 22
+#: Below this many elements ``auto`` (or no backend) uses the NumPy reference: the bytes are the same
+#: on every backend, and a small tensor is done before a JIT backend would have loaded.
+SMALL_TENSOR_ELEMENTS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ def as_spec(spec: TensorSpec | Mapping, limits: Limits | None = DEFAULT_LIMITS) 
 def compile_spec(spec: TensorSpec | Mapping, backend: str | Backend | None = None,
                  limits: Limits | None = DEFAULT_LIMITS) -> CompiledSpec:
     spec = as_spec(spec, limits)
+    if backend in (None, "auto") and spec.numel < SMALL_TENSOR_ELEMENTS:
+        backend = "numpy"
     engine = get_backend(backend)
 
     def draw(kernel: Kernel, count: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..spec import TensorSpec, truncation_std_units
+from ..spec import SCHEMES, TensorSpec, truncation_std_units
 from .fans import calculate_gain, fan_for_mode
 from .philox import SUBSTREAM_SPARSE_MASK, philox_words
 from .transforms import Kernel, normal_kernel, truncated_normal_kernel, uniform_kernel
@@ -361,6 +361,8 @@ BUILDERS: dict[str, Callable[[TensorSpec, Draw], Plan]] = {
         he_uniform, he_normal, variance_scaling, orthogonal, sparse, eye, dirac, delta_orthogonal,
         torch_default)
 }
+
+assert set(BUILDERS) == set(SCHEMES), "every catalogued scheme needs a builder"
 
 
 def build_plan(spec: TensorSpec, draw: Draw) -> Plan:
