@@ -16,7 +16,8 @@ import torch
 from ..backends import BackendUnavailable, get_backend
 from ..engine.generate import FILL_ELEMENTS, CompiledSpec, compile_spec
 from ..engine.schemes import RandomPlan
-from ..spec import SpecError, TensorSpec, spec_from_dict
+from ..engine.validate import spec_from_dict
+from ..spec import SpecError, TensorSpec
 
 DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
                torch.bfloat16: "bfloat16"}
@@ -26,9 +27,14 @@ class ParameterError(SpecError):
     """A tensor of a module that cannot be filled; ``parameter`` is its qualified name."""
 
     def __init__(self, parameter: str, field: str, message: str):
-        super().__init__(field, message)
+        super().__init__(field, message, tensor=parameter)
         self.parameter = parameter
-        self.args = (f"{parameter}: {field}: {message}",)
+
+    def in_tensor(self, tensor: str, index: int) -> "ParameterError":
+        return self
+
+    def __reduce__(self):
+        return ParameterError, (self.parameter, self.field, self.message)
 
 
 def dtype_name(tensor: torch.Tensor) -> str:

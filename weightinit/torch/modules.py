@@ -15,14 +15,13 @@ import fnmatch
 import re
 from typing import Any, Callable, Mapping, Sequence
 
-import grpc
 import numpy as np
 import torch
 from torch import nn
 
-from ..api.errors import field_violations
 from ..engine.fans import torch_fans
-from ..spec import SpecError, spec_from_dict
+from ..engine.validate import spec_from_dict
+from ..spec import SpecError
 from ._fill import ParameterError, dtype_name, fill_tensor_, storage_view
 
 #: A recipe: (module, root module) -> {parameter path relative to module: partial spec}. Paths may reach
@@ -319,14 +318,11 @@ def _fill_from_client(client, seed: int, local: list) -> None:
             target.write(chunk.offset, chunk.data)
         if target is not None:
             target.finish()
-    except SpecError as error:
+    except SpecError as error:  # the client names the tensor by its index in the manifest
+        index = error.tensor_index
+        if index is not None and 0 <= index < len(names):
+            raise ParameterError(names[index], error.field, error.message) from None
         raise _named_error(error.field, error.message, names) from None
-    except grpc.RpcError as error:
-        for violation in field_violations(error):
-            named = _named_error(violation.field, violation.description, names)
-            if isinstance(named, ParameterError):
-                raise named from error
-        raise
 
 
 _TENSOR_FIELD = re.compile(r"manifest\.tensors\[(\d+)\]\.?(.*)")
