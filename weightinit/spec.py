@@ -191,6 +191,8 @@ class TensorSpec:
     out_axis: int = -1
     batch_axis: tuple[int, ...] = ()
     stream: int = 0
+    #: Post-multiplier applied to every float64 value before rounding to the dtype; None = 1 (absent).
+    scale: float | None = None
 
     @property
     def numel(self) -> int:
@@ -220,11 +222,11 @@ class TensorSpec:
         return {"scheme": self.scheme, "shape": list(self.shape), "dtype": self.dtype, "seed": self.seed,
                 "name": self.name, "params": dict(self.params), "layout": self.layout,
                 "in_axis": self.in_axis, "out_axis": self.out_axis, "batch_axis": list(self.batch_axis),
-                "stream": self.stream}
+                "stream": self.stream, **({} if self.scale is None else {"scale": self.scale})}
 
 
 SPEC_FIELDS = ("scheme", "shape", "dtype", "seed", "name", "params", "layout", "in_axis", "out_axis",
-               "batch_axis", "stream")
+               "batch_axis", "stream", "scale")
 
 
 def _int(value, field_name: str) -> int:
@@ -366,10 +368,24 @@ def _no_draws(kernel, count):
     raise _NeedsDraws
 
 
+def _scale(value) -> float | None:
+    if value is None:
+        return None
+    value = _float(value, "scale")
+    if not value > 0:
+        raise SpecError("scale", f"must be > 0 (a post-multiplier), got {value}")
+    return value
+
+
 def _check_values_fit(spec: TensorSpec) -> None:
     """Finite parameters can still derive scalars whose values overflow (a uniform of width
     2e308, std 1e39 in float32): reject those rather than hand out inf or NaN weights.
     Plans that need draws to be built (the QR schemes) are bounded by their gain and skipped."""
+    scale = 1.0 if spec.scale is None else spec.scale
+    if spec.scheme in ("constant", "ones") and spec.scale is not None:
+        value = abs(spec.params.get("value", 1.0)) * scale
+        if not value <= DTYPE_MAX[spec.dtype]:
+            raise SpecError("scale", f"value times scale is {value:g}, beyond the largest finite {spec.dtype}")
     if not spec.info.random or spec.numel == 0:
         return
     from .engine.schemes import BUILDERS, RandomPlan  # the derived scalars live with the schemes
@@ -381,7 +397,7 @@ def _check_values_fit(spec: TensorSpec) -> None:
         return
     if not isinstance(plan, RandomPlan):
         return
-    magnitude = kernel_magnitude(plan.kernel)
+    magnitude = kernel_magnitude(plan.kernel) * scale
     if not math.isfinite(magnitude):
         raise SpecError("params", "the scale or bounds derived from these parameters overflow binary64")
     if magnitude > DTYPE_MAX[spec.dtype]:
@@ -449,6 +465,7 @@ def spec_from_dict(data: Mapping[str, Any] | TensorSpec, limits: Limits | None =
         out_axis=_int(_given(data, "out_axis", -1), "out_axis"),
         batch_axis=tuple(_int(b, "batch_axis") for b in batch_axis),
         stream=stream_id_from_name(name) if stream is None else _uint64(stream, "stream"),
+        scale=_scale(data.get("scale")),
     )
     _check_scheme_rules(spec)
     _check_values_fit(spec)

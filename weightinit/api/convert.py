@@ -34,7 +34,7 @@ SCHEME_PARAM_MESSAGES = {
     for field in _SPEC_DESCRIPTOR.oneofs_by_name["scheme"].fields
 }
 #: Spec fields the engine knows, besides scheme and params.
-_TOP_LEVEL = ("name", "shape", "dtype", "seed", "layout", "in_axis", "out_axis", "batch_axis", "stream")
+_TOP_LEVEL = ("name", "shape", "dtype", "seed", "layout", "in_axis", "out_axis", "batch_axis", "stream", "scale")
 
 
 def _is_repeated(field: FieldDescriptor) -> bool:
@@ -138,6 +138,8 @@ def spec_to_dict(message: spec_pb2.TensorSpec, default_seed: int | None = None) 
             data[name] = getattr(message, name)
     if len(message.batch_axis):
         data["batch_axis"] = list(message.batch_axis)
+    if message.HasField("scale"):
+        data["scale"] = message.scale
     data["params"] = params_to_dict(getattr(message, scheme))
     return data
 
@@ -241,6 +243,8 @@ def spec_from_any(spec: Any) -> spec_pb2.TensorSpec:
             setattr(message, name, _as_int(spec[name], name))
     if spec.get("batch_axis"):
         message.batch_axis.extend(_as_int(b, "batch_axis") for b in spec["batch_axis"])
+    if spec.get("scale") is not None:
+        message.scale = _as_float(spec["scale"], "scale")
     return message
 
 

@@ -31,6 +31,8 @@ class CompiledSpec:
 
     def fill(self, start: int, out: np.ndarray) -> np.ndarray:
         """Write elements ``[start, start + out.size)`` (row-major, storage dtype) into ``out``."""
+        if self.spec.scale is not None:
+            return self._fill_scaled(start, out)
         stop = start + out.size
         plan, dtype = self.plan, self.spec.dtype
         if isinstance(plan, RandomPlan):
@@ -39,12 +41,33 @@ class CompiledSpec:
                 out[plan.mask.zeros_in(start, stop)] = 0
         elif isinstance(plan, ConstantPlan):
             out.fill(round_to_storage(np.array([plan.value]), dtype)[0])
-        elif isinstance(plan, IndexPlan):
-            out[...] = round_to_storage(plan.values_at(np.arange(start, stop, dtype=np.int64)), dtype)
-        elif isinstance(plan, DensePlan):
-            out[...] = round_to_storage(plan.values[start:stop], dtype)
-        else:  # pragma: no cover
-            raise TypeError(f"unknown plan {plan!r}")
+        else:
+            out[...] = round_to_storage(self._unrounded(start, stop), dtype)
+        return out
+
+    def _unrounded(self, start: int, stop: int) -> np.ndarray:
+        """float64 values of elements [start, stop) before any scale, mask or rounding."""
+        plan = self.plan
+        if isinstance(plan, RandomPlan):
+            values = np.empty(stop - start, dtype=np.float64)
+            self.backend.random_into(plan.kernel, self.spec.key, start, values, "float64")
+            return values
+        if isinstance(plan, ConstantPlan):
+            return np.full(stop - start, plan.value, dtype=np.float64)
+        if isinstance(plan, IndexPlan):
+            return plan.values_at(np.arange(start, stop, dtype=np.int64))
+        if isinstance(plan, DensePlan):
+            return plan.values[start:stop]
+        raise TypeError(f"unknown plan {plan!r}")  # pragma: no cover
+
+    def _fill_scaled(self, start: int, out: np.ndarray) -> np.ndarray:
+        """docs/rng.md section 5: every backend's float64 value times ``scale`` (one IEEE multiply,
+        done here once for all backends), sparse zeros set to +0 afterwards, then rounded."""
+        stop = start + out.size
+        values = self._unrounded(start, stop) * self.spec.scale
+        if isinstance(self.plan, RandomPlan) and self.plan.mask is not None:
+            values[self.plan.mask.zeros_in(start, stop)] = 0.0
+        out[...] = round_to_storage(values, self.spec.dtype)
         return out
 
     def range(self, start: int, stop: int) -> np.ndarray:
