@@ -5,6 +5,7 @@
     weightinit generate --manifest model.json -o model.safetensors
     weightinit serve --port 0
     weightinit describe [--server HOST:PORT] [--json]
+    weightinit verify model.safetensors [--server HOST:PORT] [--sample K]
 
 Exit status: 0 success, 1 failure (server unreachable, digest mismatch, I/O),
 2 bad input (one line on stderr naming the field).
@@ -24,9 +25,9 @@ import numpy as np
 
 import weightinit as wi
 from weightinit.engine.generate import check_chunk, check_range
+from weightinit.provenance import SAFETENSORS_DTYPE, safetensors_header  # noqa: F401  (importable from here)
 
 PROGRESS_MIN_BYTES = 16 << 20
-SAFETENSORS_DTYPE = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16"}
 
 
 class UsageError(Exception):
@@ -164,21 +165,6 @@ def _npy_header(shape: tuple[int, ...], dtype: str) -> bytes:
     return buffer.getvalue()
 
 
-def safetensors_header(entries: list[tuple[str, str, list[int], int]], metadata: dict[str, str]) -> bytes:
-    """8-byte little-endian header length, then the JSON header padded with spaces to 8 bytes.
-
-    ``entries``: (name, dtype, shape, nbytes) in file order; data follows contiguously.
-    """
-    header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
-    offset = 0
-    for name, dtype, shape, nbytes in entries:
-        header[name] = {"dtype": SAFETENSORS_DTYPE[dtype], "shape": shape, "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text
-
-
 class _Output:
     """A destination file written to a temporary name and renamed on success; or stdout."""
 
@@ -289,27 +275,65 @@ def cmd_generate(args) -> int:
 
 
 def _generate_manifest(args, client, fmt: str, chunk_elements: int | None, progress: bool) -> int:
-    from weightinit.client import LocalClient
+    import hashlib
+
+    from weightinit.provenance import manifest_specs, patch_digests, provenance_metadata
 
     if fmt not in ("safetensors",) and args.output != "-":
         raise UsageError("--manifest writes one .safetensors file (or - for safetensors on stdout)")
     if args.scheme or args.spec or args.shape:
         raise UsageError("--manifest cannot be combined with --scheme, --shape or --spec")
     manifest = _load_json(args.manifest, "manifest")
-    specs = LocalClient(limits=None)._manifest_specs(manifest)  # validates and gives the header's shapes
+    specs, recipe = manifest_specs(manifest, limits=None)  # expands a recipe; validates; gives the shapes
+    plain = {"seed": manifest.get("seed", 0) if isinstance(manifest, dict) else 0,
+             "tensors": [spec.to_dict() for spec in specs]}
     entries = [(s.name, s.dtype, list(s.shape), s.nbytes) for s in specs]
-    if any(not s.name for s in specs):
-        raise wi.SpecError("manifest.tensors", "every tensor needs a name in a .safetensors file")
+    seekable = args.output != "-"
+    meta = _metadata({"weightinit.seed": str(plain["seed"] or 0),
+                      **provenance_metadata(specs, recipe=recipe, with_digests=seekable)})
+    header = safetensors_header(entries, meta)
+    hashers = {spec.name: hashlib.sha256() for spec in specs}
+
+    def hashed(chunks):
+        for chunk in chunks:
+            hashers[chunk.name].update(memoryview(np.ascontiguousarray(chunk.data)).cast("B"))
+            yield chunk
+
     out = _Output(args.output)
     try:
-        out.write(safetensors_header(entries, _metadata({"weightinit.seed": str(manifest.get("seed", 0))})))
-        _write_stream(out, client.iter_model_chunks(manifest, chunk_elements=chunk_elements),
+        out.write(header)
+        _write_stream(out, hashed(client.iter_model_chunks(plain, chunk_elements=chunk_elements)),
                       sum(e[3] for e in entries), progress)
+        if seekable:
+            patch_digests(out.handle, header, {name: h.hexdigest() for name, h in hashers.items()})
         out.commit()
     except BaseException:
         out.abort()
         raise
     return 0
+
+
+def cmd_verify(args) -> int:
+    from weightinit.client import Client
+    from weightinit.provenance import BadFileError, verify_safetensors
+
+    sample = _int_arg(args.sample, "sample") if args.sample is not None else None
+    if sample is not None and sample < 1:
+        raise UsageError("--sample must be a positive number of elements")
+    client = Client(args.server, timeout=args.timeout) if args.server else None
+    try:
+        checks = verify_safetensors(args.file, client=client, sample=sample, seed=args.seed)
+    except BadFileError as error:
+        print(f"weightinit verify: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if client is not None:
+            client.close()
+    for check in checks:
+        print(f"{'ok' if check.ok else 'DIFFERENT':<9} {check.name}: {check.detail}")
+    different = sum(not c.ok for c in checks)
+    print(f"{len(checks) - different} ok, {different} different", file=sys.stderr)
+    return 1 if different else 0
 
 
 def cmd_serve(args) -> int:
@@ -442,6 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--grace", type=float, default=10.0, help="seconds in-flight streams get on shutdown")
     srv.add_argument("--log-level", dest="log_level", default=argparse.SUPPRESS, help="logging level (INFO)")
     srv.set_defaults(func=cmd_serve)
+
+    ver = sub.add_parser("verify", help="recompute the tensors of a .safetensors file from its recorded specs",
+                         description="Exit 0 when every tensor matches, 1 when any differs, 2 for a bad file.")
+    ver.add_argument("file", metavar="FILE.safetensors")
+    ver.add_argument("--server", metavar="HOST:PORT", help="recompute on a weightinit server instead")
+    ver.add_argument("--sample", metavar="K", help="check K elements per tensor by random access, not all")
+    ver.add_argument("--seed", type=int, default=0, help="seed choosing the sampled elements (default 0)")
+    ver.add_argument("--timeout", type=float, default=None, help="per-call deadline with --server, seconds")
+    ver.set_defaults(func=cmd_verify)
 
     desc = sub.add_parser("describe", help="print schemes, dtypes, backends, limits and the algorithm version")
     desc.add_argument("--server", metavar="HOST:PORT", help="ask a server instead of the local engine")
