@@ -6,6 +6,7 @@
     weightinit serve --port 0
     weightinit describe [--server HOST:PORT] [--json]
     weightinit verify model.safetensors [--server HOST:PORT] [--sample K]
+    weightinit report arch.json -o report.png
 
 Exit status: 0 success, 1 failure (server unreachable, digest mismatch, I/O),
 2 bad input (one line on stderr naming the field).
@@ -336,6 +337,27 @@ def cmd_verify(args) -> int:
     return 1 if different else 0
 
 
+def cmd_report(args) -> int:
+    arch = _load_json(args.arch, "architecture")
+    try:
+        from weightinit.torch.report import plot_reports, report_architecture
+    except ImportError as error:
+        raise UsageError(f"weightinit report needs torch (pip install weightinit[torch]): {error}") from None
+    import torch
+
+    torch.set_flush_denormal(True)  # a vanishing signal would otherwise crawl through subnormal arithmetic
+    reports = report_architecture(arch)
+    for report in reports:
+        print(report, end="\n\n")
+    if args.output:
+        try:
+            plot_reports(reports, args.output, title=arch.get("title", "") if isinstance(arch, dict) else "")
+        except ImportError:
+            raise UsageError("-o needs matplotlib (pip install matplotlib)") from None
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args) -> int:
     from weightinit.server import Settings, serve
 
@@ -475,6 +497,14 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--seed", type=int, default=0, help="seed choosing the sampled elements (default 0)")
     ver.add_argument("--timeout", type=float, default=None, help="per-call deadline with --server, seconds")
     ver.set_defaults(func=cmd_verify)
+
+    rep = sub.add_parser("report", help="signal propagation (forward/backward std per layer) of a JSON MLP/conv stack",
+                         description="Builds the stack of ARCH.json, initializes it with each of its inits and prints "
+                                     "per-layer forward activation std and backward gradient std (needs torch; "
+                                     "-o needs matplotlib). See weightinit.torch.report for the format.")
+    rep.add_argument("arch", metavar="ARCH.json")
+    rep.add_argument("-o", "--output", metavar="REPORT.png", help="also plot to this PNG")
+    rep.set_defaults(func=cmd_report)
 
     desc = sub.add_parser("describe", help="print schemes, dtypes, backends, limits and the algorithm version")
     desc.add_argument("--server", metavar="HOST:PORT", help="ask a server instead of the local engine")
