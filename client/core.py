@@ -280,6 +280,8 @@ class Client:
         while next_index < len(manifest.tensors):
             rest = spec_pb2.ModelManifest(name=manifest.name, seed=manifest.seed,
                                           tensors=manifest.tensors[next_index:])
+            if manifest.recipe_json:  # the server expands a recipe over the whole list only
+                rest = manifest
             request = pb.GenerateModelRequest(manifest=rest, chunk_elements=chunk)
             receiver: _TensorReceiver | None = None
             base = index = next_index
@@ -305,6 +307,8 @@ class Client:
                 attempt += 1
                 if not _retryable(error) or attempt >= self.max_attempts:
                     raise
+                if manifest.recipe_json and (receiver is not None or next_index > 0):
+                    raise  # not resumable: a recipe is expanded over the whole tensor list
                 self._backoff(attempt - 1)
                 if receiver is not None and not receiver.done and receiver.header is not None:
                     # finish the interrupted tensor on its own, then continue with the rest
@@ -432,7 +436,8 @@ class LocalClient:
     def _manifest_specs(self, manifest: Any) -> list[wi.TensorSpec]:
         message = convert.manifest_from_any(manifest)
         specs, seen = [], set()
-        for index, tensor in enumerate(message.tensors):
+        tensors = convert.expand_recipe_manifest(message) if message.recipe_json else message.tensors
+        for index, tensor in enumerate(tensors):
             try:
                 spec = self._spec(tensor, default_seed=message.seed)
             except wi.SpecError as error:

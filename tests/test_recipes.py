@@ -280,3 +280,44 @@ def test_cli_generate_manifest_with_recipe(tmp_path):
     expanded = recipes.expand_manifest(manifest)
     want = wi.generate(expanded["tensors"][-3] | {"seed": 11})
     assert wi.verify_safetensors(out)[-3].ok and want.shape == tuple(expanded["tensors"][-3]["shape"])
+
+
+def _recipe_manifest():
+    return {"seed": 21, "recipe": {"recipe": "torchtitan_llama3", "depth_init": 0},
+            "tensors": [{"name": n, "shape": s} for n, s in llama_tensors(2, 16, 32)]}
+
+
+def test_local_client_expands_recipe_manifests(local):
+    manifest = _recipe_manifest()
+    arrays = local.generate_model(manifest)
+    for spec in recipes.expand(manifest["recipe"], manifest["tensors"], seed=21):
+        assert arrays[spec["name"]].tobytes() == wi.generate(spec).tobytes()
+
+
+@pytest.mark.service
+def test_server_expands_recipes_and_returns_the_specs_in_headers(client):
+    manifest = _recipe_manifest()
+    want = {s["name"]: wi.spec_from_dict(s) for s in recipes.expand(manifest["recipe"], manifest["tensors"], seed=21)}
+    seen = {}
+    for chunk in client.iter_model_chunks(manifest):
+        if chunk.name not in seen:
+            seen[chunk.name] = wi.spec_from_dict(json.loads(chunk.header.resolved_spec_json))
+    assert seen == want
+    arrays = client.generate_model(manifest)
+    assert all(arrays[name].tobytes() == wi.generate(spec).tobytes() for name, spec in want.items())
+
+
+@pytest.mark.service
+def test_server_names_recipe_errors(client):
+    import grpc
+
+    from weightinit.client import field_violations
+
+    manifest = _recipe_manifest()
+    manifest["tensors"].append({"name": "mystery.weight", "shape": [3, 3]})
+    with pytest.raises(grpc.RpcError) as caught:
+        client.generate_model(manifest)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violation = field_violations(caught.value)[0]
+    assert violation.field == f"manifest.tensors[{len(manifest['tensors']) - 1}]"
+    assert "mystery.weight" in violation.description

@@ -336,11 +336,13 @@ class HeNormalParams(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelManifest(_message.Message):
-    __slots__ = ("name", "seed", "tensors")
+    __slots__ = ("name", "seed", "tensors", "recipe_json")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
+    RECIPE_JSON_FIELD_NUMBER: _ClassVar[int]
     name: str
     seed: int
     tensors: _containers.RepeatedCompositeFieldContainer[TensorSpec]
-    def __init__(self, name: _Optional[str] = ..., seed: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ...) -> None: ...
+    recipe_json: str
+    def __init__(self, name: _Optional[str] = ..., seed: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., recipe_json: _Optional[str] = ...) -> None: ...
