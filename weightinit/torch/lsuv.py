@@ -72,12 +72,23 @@ def _forward_order(model: nn.Module, batch) -> list[str]:
     return order
 
 
+class _Reached(Exception):
+    """Stops the forward pass once the layer of interest has produced its output."""
+
+
 def _output_variance(model: nn.Module, module: nn.Module, batch) -> float:
     captured = []
-    hook = module.register_forward_hook(lambda m, i, o: captured.append(o.detach().double().var().item()))
+
+    def capture(m, inputs, output):
+        captured.append(output.detach().double().var().item())
+        raise _Reached
+
+    hook = module.register_forward_hook(capture)
     try:
         with torch.no_grad():
             model(batch)
+    except _Reached:
+        pass
     finally:
         hook.remove()
     return captured[0]
