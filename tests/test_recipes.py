@@ -321,3 +321,9 @@ def test_server_names_recipe_errors(client):
     violation = field_violations(caught.value)[0]
     assert violation.field == f"manifest.tensors[{len(manifest['tensors']) - 1}]"
     assert "mystery.weight" in violation.description
+
+
+def test_unknown_parameter_of_a_builtin_is_named():
+    with pytest.raises(wi.SpecError, match="not a parameter of recipe .gpt2.") as caught:
+        recipes.expand({"recipe": "gpt2", "n_layer": 12}, gpt2_tensors(1))
+    assert caught.value.field == "recipe.n_layer"

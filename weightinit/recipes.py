@@ -390,6 +390,11 @@ def _prepare(recipe: Any, tensors: Iterable):
     first, last = (matrices[0], matrices[-1]) if matrices else (None, None)
     per_tensor = [_per_tensor(e, patterns, first, last) for e in entries]
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if data["name"] != "custom":
+        accepted = set(data.get("params", {})) | set(data.get("defaults", {})) | set(data.get("derive", {}))
+        for key in sorted(set(overrides) - accepted):
+            raise SpecError(f"recipe.{key}", f"is not a parameter of recipe {data['name']!r} "
+                                             f"(parameters: {', '.join(sorted(accepted)) or 'none'})")
     resolved: dict[str, Any] = {}
     layer_ids = [v["layer_id"] for v in per_tensor]
     for key, how in data.get("derive", {}).items():
