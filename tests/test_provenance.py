@@ -122,8 +122,8 @@ def test_bad_files_exit_2(tmp_path, written, capsys):
     junk.write_bytes(b"\xff" * 20)
     assert main(["verify", str(junk)]) == 2
     plain = tmp_path / "plain.safetensors"
-    assert main(["generate", "--scheme", "zeros", "--shape", "3", "-o", str(plain)]) == 0
-    assert main(["verify", str(plain)]) == 2  # no per-tensor provenance
+    assert main(["generate", "--scheme", "zeros", "--shape", "3", "--range", "0:2", "-o", str(plain)]) == 0
+    assert main(["verify", str(plain)]) == 2  # an element range carries no per-tensor provenance
     assert main(["verify", str(tmp_path / "missing.safetensors")]) == 2
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(written.read_bytes()[:-10])
@@ -142,3 +142,14 @@ def test_stdout_output_has_specs_without_digests(tmp_path, capfdbinary):
     assert "weightinit.spec.fc1.weight" in meta and not any(k.startswith("weightinit.sha256.") for k in meta)
     assert all(check.ok for check in wi.verify_safetensors(target))
     assert np.frombuffer(raw[-2:], np.float16)[0] == wi.generate(dict(MANIFEST["tensors"][3], seed=5))[-1]
+
+
+def test_single_tensor_file_verifies(tmp_path, capsys):
+    out = tmp_path / "one.safetensors"
+    assert main(["generate", "--scheme", "orthogonal", "--shape", "24", "16", "--seed", "3", "-o", str(out)]) == 0
+    assert main(["verify", str(out)]) == 0
+    assert "ok        tensor: 384 elements" in capsys.readouterr().out
+    begin, _ = _tensor_bytes(out, "tensor")
+    _flip(out, begin + 4 * 100 + 3)
+    assert main(["verify", str(out), "--sample", "384"]) == 1
+    assert "DIFFERENT tensor: element 100 differs" in capsys.readouterr().out

@@ -15,6 +15,7 @@ Exit status: 0 success, 1 failure (server unreachable, digest mismatch, I/O),
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +27,8 @@ import numpy as np
 
 import weightinit as wi
 from weightinit.engine.generate import check_chunk, check_range
-from weightinit.provenance import SAFETENSORS_DTYPE, safetensors_header  # noqa: F401  (importable from here)
+from weightinit.provenance import (SAFETENSORS_DTYPE, patch_digests, provenance_metadata,  # noqa: F401
+                                   safetensors_header)
 
 PROGRESS_MIN_BYTES = 16 << 20
 
@@ -265,9 +267,21 @@ def cmd_generate(args) -> int:
             out.write(_npy_header(tuple(shape), spec.dtype))
         elif fmt == "safetensors":
             name = spec.name or "tensor"
-            out.write(safetensors_header([(name, spec.dtype, list(shape), nbytes)],
-                                         _metadata({"weightinit.spec": json.dumps(spec.to_dict(), sort_keys=True)})))
+            extra = {"weightinit.spec": json.dumps(spec.to_dict(), sort_keys=True)}
+            whole = args.range is None and args.output != "-"
+            if whole:  # provenance for `weightinit verify` (a range is not the spec's tensor)
+                from dataclasses import replace
+
+                extra.update(provenance_metadata([replace(spec, name=name)]))
+                extra[f"weightinit.spec.{name}"] = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
+            header = safetensors_header([(name, spec.dtype, list(shape), nbytes)], _metadata(extra))
+            out.write(header)
+            if whole:
+                hasher = hashlib.sha256()
+                chunks = _hashing(chunks, hasher)
         _write_stream(out, chunks, nbytes, progress)
+        if fmt == "safetensors" and whole:
+            patch_digests(out.handle, header, {name: hasher.hexdigest()})
         out.commit()
     except BaseException:
         out.abort()
@@ -275,10 +289,14 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _generate_manifest(args, client, fmt: str, chunk_elements: int | None, progress: bool) -> int:
-    import hashlib
+def _hashing(chunks, hasher):
+    for chunk in chunks:
+        hasher.update(memoryview(np.ascontiguousarray(chunk.data)).cast("B"))
+        yield chunk
 
-    from weightinit.provenance import manifest_specs, patch_digests, provenance_metadata
+
+def _generate_manifest(args, client, fmt: str, chunk_elements: int | None, progress: bool) -> int:
+    from weightinit.provenance import manifest_specs
 
     if fmt not in ("safetensors",) and args.output != "-":
         raise UsageError("--manifest writes one .safetensors file (or - for safetensors on stdout)")
@@ -297,8 +315,7 @@ def _generate_manifest(args, client, fmt: str, chunk_elements: int | None, progr
 
     def hashed(chunks):
         for chunk in chunks:
-            hashers[chunk.name].update(memoryview(np.ascontiguousarray(chunk.data)).cast("B"))
-            yield chunk
+            yield from _hashing([chunk], hashers[chunk.name])
 
     out = _Output(args.output)
     try:

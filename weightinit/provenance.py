@@ -128,24 +128,32 @@ def manifest_specs(manifest: Any, limits: Limits | None = DEFAULT_LIMITS) -> tup
 def save_safetensors(path: str | os.PathLike, manifest: Any, *, backend: str | None = None,
                      limits: Limits | None = DEFAULT_LIMITS, metadata: Mapping[str, str] | None = None) -> dict:
     """Generate every tensor of ``manifest`` with the local engine into one .safetensors file carrying
-    each tensor's resolved spec, the algorithm version and each tensor's SHA-256. Returns the metadata."""
-    from .engine.generate import generate_raw, to_le_bytes
+    each tensor's resolved spec, the algorithm version and each tensor's SHA-256. Streams chunk by
+    chunk (memory O(chunk)); the digests are patched into the header at the end. Returns the metadata."""
+    from .engine.generate import iter_chunks, to_le_bytes
 
     specs, recipe = manifest_specs(manifest, limits)
-    digests, blobs = {}, []
-    for spec in specs:
-        data = to_le_bytes(generate_raw(spec, backend=backend, limits=limits))
-        digests[spec.name] = hashlib.sha256(data).hexdigest()
-        blobs.append(data)
-    meta = {"format": "pt", **(metadata or {}), **provenance_metadata(specs, digests, recipe)}
+    meta = {"format": "pt", **(metadata or {}), **provenance_metadata(specs, recipe=recipe)}
     header = safetensors_header([(s.name, s.dtype, list(s.shape), s.nbytes) for s in specs], meta)
+    digests = {}
     temp = f"{os.fspath(path)}.{os.getpid()}.part"
-    with open(temp, "wb") as handle:
-        handle.write(header)
-        for data in blobs:
-            handle.write(data)
-    os.replace(temp, path)
-    return meta
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(header)
+            for spec in specs:
+                hasher = hashlib.sha256()
+                for _, chunk in iter_chunks(spec, backend=backend, limits=limits):
+                    data = to_le_bytes(chunk)
+                    hasher.update(data)
+                    handle.write(data)
+                digests[spec.name] = hasher.hexdigest()
+            patch_digests(handle, header, digests)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+    return {**meta, **{SHA256_KEY + name: digest for name, digest in digests.items()}}
 
 
 # ---------------------------------------------------------------------------
