@@ -64,15 +64,19 @@ def test_gpt2_stds_zeros_and_derived_layers():
     assert c_proj["params"]["std"] == 0.03 / math.sqrt(24)
 
 
-def test_megatron_scaled_output_projections():
-    d, n = 64, 3
+def megatron_tensors(n=3, d=64):
     tensors = [("embedding.word_embeddings.weight", [128, d])]
     for i in range(n):
         p = f"decoder.layers.{i}."
         tensors += [(p + "input_layernorm.weight", [d]), (p + "self_attention.linear_qkv.weight", [3 * d, d]),
                     (p + "self_attention.linear_qkv.bias", [3 * d]), (p + "self_attention.linear_proj.weight", [d, d]),
                     (p + "mlp.linear_fc1.weight", [4 * d, d]), (p + "mlp.linear_fc2.weight", [d, 4 * d])]
-    tensors.append(("decoder.final_layernorm.weight", [d]))
+    return tensors + [("decoder.final_layernorm.weight", [d])]
+
+
+def test_megatron_scaled_output_projections():
+    n = 3
+    tensors = megatron_tensors(n)
     arrays, _ = _generated("megatron", tensors)
     for name, values in arrays.items():
         if name.endswith(("linear_proj.weight", "linear_fc2.weight")):
@@ -119,14 +123,18 @@ def test_torchtitan_llama3(depth_init):
             assert (values == 1).all(), name
 
 
-def test_olmo_mitchell():
-    d, ff, n = 64, 256, 3
+def olmo_tensors(n=3, d=64, ff=256):
     tensors = [("transformer.wte.weight", [200, d])]
     for i in range(n):
         p = f"transformer.blocks.{i}."
         tensors += [(p + "att_proj.weight", [3 * d, d]), (p + "attn_out.weight", [d, d]),
                     (p + "ff_proj.weight", [2 * ff, d]), (p + "ff_out.weight", [d, ff])]
-    tensors.append(("transformer.ff_out.weight", [200, d]))
+    return tensors + [("transformer.ff_out.weight", [200, d])]
+
+
+def test_olmo_mitchell():
+    d, ff = 64, 256
+    tensors = olmo_tensors(3, d, ff)
     arrays, _ = _generated("olmo_mitchell", tensors)
     cut = _trunc_std_factor(3.0)
     for name, values in arrays.items():
@@ -141,8 +149,7 @@ def test_olmo_mitchell():
         _assert_std(values, want * cut, name)
 
 
-def test_deepnet_beta():
-    d, n = 64, 6
+def deepnet_tensors(n=6, d=64):
     tensors = [("decoder.embed_tokens.weight", [100, d])]
     for i in range(n):
         p = f"decoder.layers.{i}."
@@ -150,6 +157,12 @@ def test_deepnet_beta():
                     (p + "self_attn.v_proj.weight", [d, d]), (p + "self_attn.out_proj.weight", [d, d]),
                     (p + "self_attn_layer_norm.weight", [d]), (p + "fc1.weight", [4 * d, d]),
                     (p + "fc1.bias", [4 * d]), (p + "fc2.weight", [d, 4 * d]), (p + "final_layer_norm.weight", [d])]
+    return tensors
+
+
+def test_deepnet_beta():
+    d, n = 64, 6
+    tensors = deepnet_tensors(n, d)
     beta = (8 * n) ** -0.25
     assert recipes.resolve("deepnet", tensors)["beta"] == pytest.approx(beta, rel=1e-15)
     arrays, _ = _generated("deepnet", tensors)
@@ -167,19 +180,23 @@ def test_deepnet_beta():
             assert not values.any(), name
 
 
-@pytest.mark.parametrize("bottleneck", [False, True])
-def test_fixup_resnet(bottleneck):
+def resnet_tensors(bottleneck=False, c=32):
+    """torchvision-style names, three residual branches, Fixup's scalar biases and multipliers."""
     convs = 3 if bottleneck else 2
-    c = 32
     tensors = [("conv1.weight", [c, 3, 3, 3]), ("bias1", [1])]
-    blocks = [(1, 0), (1, 1), (2, 0)]
-    for stage, index in blocks:
+    for stage, index in [(1, 0), (1, 1), (2, 0)]:
         p = f"layer{stage}.{index}."
         for k in range(1, convs + 1):
             tensors += [(p + f"conv{k}.weight", [c, c, 3, 3] if k == 2 or not bottleneck else [c, c, 1, 1]),
                         (p + f"bias{k}a", [1])]
         tensors.append((p + "scale", [1]))
-    tensors += [("layer2.0.downsample.weight", [c, c, 1, 1]), ("fc.weight", [10, c]), ("fc.bias", [10])]
+    return tensors + [("layer2.0.downsample.weight", [c, c, 1, 1]), ("fc.weight", [10, c]), ("fc.bias", [10])]
+
+
+@pytest.mark.parametrize("bottleneck", [False, True])
+def test_fixup_resnet(bottleneck):
+    convs = 3 if bottleneck else 2
+    tensors = resnet_tensors(bottleneck)
     resolved = recipes.resolve("fixup", tensors)
     assert (resolved["n_branches"], resolved["branch_layers"]) == (3, convs)
     arrays, _ = _generated("fixup", tensors)
@@ -199,10 +216,14 @@ def test_fixup_resnet(bottleneck):
             assert not values.any(), name  # classifier and scalar biases
 
 
+def mlp_tensors(width=256):
+    return [("0.weight", [width, 32]), ("0.bias", [width]), ("2.weight", [width, width]), ("2.bias", [width]),
+            ("4.weight", [width, width]), ("4.bias", [width]), ("6.weight", [10, width]), ("6.bias", [10])]
+
+
 def test_mup_mlp():
     width, base = 256, 64
-    tensors = [("0.weight", [width, 32]), ("0.bias", [width]), ("2.weight", [width, width]), ("2.bias", [width]),
-               ("4.weight", [width, width]), ("4.bias", [width]), ("6.weight", [10, width]), ("6.bias", [10])]
+    tensors = mlp_tensors(width)
     assert recipes.resolve("mup", tensors)["base_width"] == width  # default: the model is its own base
     arrays, _ = _generated({"recipe": "mup", "base_width": base, "std": 0.05}, tensors)
     _assert_std(arrays["0.weight"], 0.05, "input")  # one infinite dim: unchanged
@@ -294,9 +315,21 @@ def test_local_client_expands_recipe_manifests(local):
         assert arrays[spec["name"]].tobytes() == wi.generate(spec).tobytes()
 
 
+FAMILIES = {  # each built-in on a tiny model of its family
+    "gpt2": lambda: gpt2_tensors(2, 16), "megatron": lambda: megatron_tensors(2, 16),
+    "torchtitan_llama3": lambda: llama_tensors(2, 16, 32), "olmo_mitchell": lambda: olmo_tensors(2, 16, 32),
+    "deepnet": lambda: deepnet_tensors(2, 16), "fixup": lambda: resnet_tensors(True, 8), "mup": lambda: mlp_tensors(16),
+}
+
+
+def test_every_builtin_has_a_family_test():
+    assert set(FAMILIES) == set(recipes.RECIPE_NAMES)
+
+
 @pytest.mark.service
-def test_server_expands_recipes_and_returns_the_specs_in_headers(client):
-    manifest = _recipe_manifest()
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_server_expands_recipes_and_returns_the_specs_in_headers(client, name):
+    manifest = {"seed": 21, "recipe": name, "tensors": [{"name": n, "shape": s} for n, s in FAMILIES[name]()]}
     want = {s["name"]: wi.spec_from_dict(s) for s in recipes.expand(manifest["recipe"], manifest["tensors"], seed=21)}
     seen = {}
     for chunk in client.iter_model_chunks(manifest):
