@@ -12,7 +12,6 @@ import textwrap
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
 
 import weightinit as wi  # noqa: E402
 from weightinit.torch.lsuv import LSUV_LAYERS, apply_manifest, lsuv  # noqa: E402
