@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Mapping
 
 import numpy as np
@@ -31,8 +31,6 @@ class CompiledSpec:
 
     def fill(self, start: int, out: np.ndarray) -> np.ndarray:
         """Write elements ``[start, start + out.size)`` (row-major, storage dtype) into ``out``."""
-        if self.spec.scale is not None:
-            return self._fill_scaled(start, out)
         stop = start + out.size
         plan, dtype = self.plan, self.spec.dtype
         if isinstance(plan, RandomPlan):
@@ -41,33 +39,12 @@ class CompiledSpec:
                 out[plan.mask.zeros_in(start, stop)] = 0
         elif isinstance(plan, ConstantPlan):
             out.fill(round_to_storage(np.array([plan.value]), dtype)[0])
-        else:
-            out[...] = round_to_storage(self._unrounded(start, stop), dtype)
-        return out
-
-    def _unrounded(self, start: int, stop: int) -> np.ndarray:
-        """float64 values of elements [start, stop) before any scale, mask or rounding."""
-        plan = self.plan
-        if isinstance(plan, RandomPlan):
-            values = np.empty(stop - start, dtype=np.float64)
-            self.backend.random_into(plan.kernel, self.spec.key, start, values, "float64")
-            return values
-        if isinstance(plan, ConstantPlan):
-            return np.full(stop - start, plan.value, dtype=np.float64)
-        if isinstance(plan, IndexPlan):
-            return plan.values_at(np.arange(start, stop, dtype=np.int64))
-        if isinstance(plan, DensePlan):
-            return plan.values[start:stop]
-        raise TypeError(f"unknown plan {plan!r}")  # pragma: no cover
-
-    def _fill_scaled(self, start: int, out: np.ndarray) -> np.ndarray:
-        """docs/rng.md section 5: every backend's float64 value times ``scale`` (one IEEE multiply,
-        done here once for all backends), sparse zeros set to +0 afterwards, then rounded."""
-        stop = start + out.size
-        values = self._unrounded(start, stop) * self.spec.scale
-        if isinstance(self.plan, RandomPlan) and self.plan.mask is not None:
-            values[self.plan.mask.zeros_in(start, stop)] = 0.0
-        out[...] = round_to_storage(values, self.spec.dtype)
+        elif isinstance(plan, IndexPlan):
+            out[...] = round_to_storage(plan.values_at(np.arange(start, stop, dtype=np.int64)), dtype)
+        elif isinstance(plan, DensePlan):
+            out[...] = round_to_storage(plan.values[start:stop], dtype)
+        else:  # pragma: no cover
+            raise TypeError(f"unknown plan {plan!r}")
         return out
 
     def range(self, start: int, stop: int) -> np.ndarray:
@@ -86,7 +63,24 @@ def compile_spec(spec: TensorSpec | Mapping, backend: str | Backend | None = Non
     def draw(kernel: Kernel, count: int) -> np.ndarray:
         return engine.random(kernel, spec.key, 0, count, "float64")
 
-    return CompiledSpec(spec, build_plan(spec, draw), engine)
+    plan = build_plan(spec, draw)
+    return CompiledSpec(spec, plan if spec.scale is None else scaled_plan(plan, spec.scale), engine)
+
+
+def scaled_plan(plan: Plan, scale: float) -> Plan:
+    """docs/rng.md section 5: every float64 value times ``scale`` before rounding. Random kernels
+    carry it (each backend's ``random_into`` applies it, see backends/base.py); the other plans'
+    float64 values are multiplied here. Sparse zeros are still set afterwards (+0)."""
+    if isinstance(plan, RandomPlan):
+        return replace(plan, kernel=replace(plan.kernel, scale=scale))
+    if isinstance(plan, ConstantPlan):
+        return ConstantPlan(plan.value * scale)
+    if isinstance(plan, IndexPlan):
+        values_at = plan.values_at
+        return IndexPlan(lambda index: values_at(index) * scale)
+    if isinstance(plan, DensePlan):
+        return DensePlan(plan.values * scale)
+    raise TypeError(f"unknown plan {plan!r}")  # pragma: no cover
 
 
 def check_range(spec: TensorSpec, start: int | None, stop: int | None) -> tuple[int, int]:
