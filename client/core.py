@@ -300,6 +300,8 @@ class Client:
             while next_index < len(manifest.tensors):
                 rest = spec_pb2.ModelManifest(name=manifest.name, seed=manifest.seed,
                                               tensors=manifest.tensors[next_index:])
+                if manifest.recipe_json:  # the server expands a recipe over the whole list
+                    rest = manifest
                 request = pb.GenerateModelRequest(manifest=rest, chunk_elements=chunk)
                 base = index = next_index
                 if receiver is not None:
@@ -330,6 +332,9 @@ class Client:
                     if not _retryable(error) or attempt >= self.max_attempts:
                         raise from_rpc_error(error, manifest, base) from error
                     self._backoff(attempt - 1)
+                    if manifest.recipe_json:  # resume on the specs the server expanded (the same expansion)
+                        manifest = spec_pb2.ModelManifest(name=manifest.name, seed=manifest.seed,
+                                                          tensors=convert.expand_recipe_manifest(manifest))
                     if receiver is not None and not receiver.done and receiver.header is not None:
                         # finish the interrupted tensor on its own, then continue with the rest
                         tensor = spec_pb2.TensorSpec()
@@ -495,7 +500,8 @@ class LocalClient:
     def _manifest_specs(self, manifest: Any) -> list[wi.TensorSpec]:
         message = convert.manifest_from_any(manifest)
         specs, seen = [], set()
-        for index, tensor in enumerate(message.tensors):
+        tensors = convert.expand_recipe_manifest(message) if message.recipe_json else message.tensors
+        for index, tensor in enumerate(tensors):
             try:
                 spec = self._spec(tensor, default_seed=message.seed)
             except wi.SpecError as error:

@@ -185,7 +185,14 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
     jobs: list[TensorJob] = []
     names: dict[str, int] = {}
     total = 0
-    for index, message in enumerate(manifest.tensors):
+    messages = list(manifest.tensors)
+    if manifest.recipe_json and count:
+        try:  # docs/recipes.md: expanded over the whole list, so derived values see every tensor
+            messages = [convert.spec_from_any(spec) for spec in convert.expand_recipe_manifest(manifest)]
+        except wi.SpecError as error:
+            found.add(error.field, error.message)
+            found.raise_if_any()
+    for index, message in enumerate(messages):
         prefix = f"manifest.tensors[{index}]"
         if message.name in names:
             found.add(f"{prefix}.name", f"duplicate tensor name {message.name!r} (also tensors[{names[message.name]}])")

@@ -282,6 +282,13 @@ def golden_cases() -> list[dict]:
         c("zero_rows-several", "uniform", [7, 3, 2], BF16, seed=27, name="table", zero_rows=[6, 2]),
         c("zero_rows-rank1", "ones", [5], F16, zero_rows=[4]),
         c("zero_rows-sparse", "sparse", [12, 5], F64, seed=27, params={"sparsity": 0.25}, zero_rows=[3]),
+        # --- the post-multiplier `scale` (docs/rng.md section 5): applied to the float64 value before rounding
+        c("scaled", "normal", [257], F32, seed=5, name="lsuv.0.weight", scale=0.7316291503906248),
+        c("scaled", "kaiming_uniform", [16, 8, 3], BF16, seed=5, name="conv", scale=1.0000001),
+        c("scaled", "truncated_normal", [1000], F16, seed=6, name="t", params={"std": 0.02}, scale=3.5),
+        c("scaled", "sparse", [20, 10], F64, seed=7, name="sp", params={"sparsity": 0.3}, scale=0.125),
+        c("scaled", "constant", [3], F32, params={"value": 0.1}, scale=1.1),
+        c("scaled", "dirac", [4, 4, 3], F16, scale=0.3),
     ]
     ids = [case["id"] for case in cases]
     assert len(ids) == len(set(ids)), "golden ids must be unique"

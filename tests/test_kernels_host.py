@@ -483,7 +483,12 @@ def _host_bytes(lib, spec) -> bytes | None:
     plan = compiled.plan
     if not isinstance(plan, RandomPlan) or plan.mask is not None:
         return None
-    raw = host_fill(lib, plan.kernel, compiled.spec.key, 0, compiled.spec.numel, compiled.spec.dtype)
+    spec = compiled.spec
+    if spec.scale is not None:  # docs/rng.md 5: the kernel's float64 times scale, then rounded (one place)
+        values = host_fill(lib, plan.kernel, spec.key, 0, spec.numel, "float64") * spec.scale
+        raw = T.round_to_storage(values, spec.dtype)
+    else:
+        raw = host_fill(lib, plan.kernel, spec.key, 0, spec.numel, spec.dtype)
     compiled.fill_zero_rows(0, raw.reshape(-1))  # spec.zero_rows: applied after the kernel on every backend
     return wi.to_le_bytes(raw)
 

@@ -25,6 +25,7 @@ _EXPORTS = {
     **dict.fromkeys(("ALGORITHM_VERSION", "DEFAULT_CHUNK_ELEMENTS", "CompiledSpec", "as_user_array", "compile_spec",
                      "generate", "generate_raw", "iter_chunks", "to_le_bytes"), ".engine.generate"),
     "spec_from_dict": ".engine.validate",
+    **dict.fromkeys(("save_safetensors", "verify_safetensors"), ".provenance"),
     **dict.fromkeys(("DEFAULT_LIMITS", "DTYPES", "LAYOUTS", "SCHEMES", "Limits", "ParamInfo", "SchemeInfo",
                      "TensorSpec"), ".spec"),
 }

@@ -5,6 +5,8 @@
     weightinit generate --manifest model.json -o model.safetensors
     weightinit serve --port 0
     weightinit describe [--server HOST:PORT] [--json]
+    weightinit verify model.safetensors [--server HOST:PORT] [--sample K]
+    weightinit report arch.json -o report.png
 
 Exit status: 0 success, 1 failure (server unreachable, digest mismatch, I/O),
 2 bad input (one line on stderr naming the field), 130 interrupted (Ctrl-C),
@@ -18,6 +20,7 @@ never loads the JIT backend).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -32,7 +35,7 @@ import weightinit as wi
 PROGRESS_MIN_BYTES = 16 << 20
 #: The service's port (``weightinit serve``, the Docker image): ``--server HOST`` means HOST:50051.
 DEFAULT_PORT = 50051
-SAFETENSORS_DTYPE = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16"}
+
 
 
 class UsageError(Exception):
@@ -270,21 +273,6 @@ def _npy_header(shape: tuple[int, ...], dtype: str) -> bytes:
     return buffer.getvalue()
 
 
-def safetensors_header(entries: list[tuple[str, str, list[int], int]], metadata: dict[str, str]) -> bytes:
-    """8-byte little-endian header length, then the JSON header padded with spaces to 8 bytes.
-
-    ``entries``: (name, dtype, shape, nbytes) in file order; data follows contiguously.
-    """
-    header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
-    offset = 0
-    for name, dtype, shape, nbytes in entries:
-        header[name] = {"dtype": SAFETENSORS_DTYPE[dtype], "shape": shape, "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text
-
-
 class _Output:
     """A destination file written to a temporary name and renamed on success; or stdout."""
 
@@ -433,10 +421,25 @@ def cmd_generate(args) -> int:
         if fmt == "npy":
             out.write(_npy_header(tuple(shape), spec.dtype))
         elif fmt == "safetensors":
+            from weightinit.provenance import patch_digests, provenance_metadata, safetensors_header
+
             name = spec.name or "tensor"
-            out.write(safetensors_header([(name, spec.dtype, list(shape), nbytes)],
-                                         _metadata({"weightinit.spec": json.dumps(spec.to_dict(), sort_keys=True)})))
+            extra = {"weightinit.spec": json.dumps(spec.to_dict(), sort_keys=True)}
+            # provenance only for the spec's whole tensor (a range or a region is not it), in a seekable file
+            whole = args.range is None and index is None and args.output != "-"
+            if whole:
+                from dataclasses import replace
+
+                extra.update(provenance_metadata([replace(spec, name=name)]))
+                extra[f"weightinit.spec.{name}"] = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
+            header = safetensors_header([(name, spec.dtype, list(shape), nbytes)], _metadata(extra))
+            out.write(header)
+            if whole:
+                hasher = hashlib.sha256()
+                chunks = _hashing(chunks, hasher)
         _write_stream(out, chunks, nbytes, progress)
+        if fmt == "safetensors" and whole:
+            patch_digests(out.handle, header, {name: hasher.hexdigest()})
         out.commit()
     except BaseException:
         out.abort()
@@ -444,32 +447,94 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _hashing(chunks, hasher):
+    import numpy as np
+
+    for chunk in chunks:
+        hasher.update(memoryview(np.ascontiguousarray(chunk.data)).cast("B"))
+        yield chunk
+
+
 def _generate_manifest(args, client, fmt: str, chunk_elements: int | None, progress: bool) -> int:
-    from weightinit.client import LocalClient
+    from weightinit.provenance import manifest_specs, patch_digests, provenance_metadata, safetensors_header
 
     if fmt not in ("safetensors",) and args.output != "-":
         raise UsageError("--manifest writes one .safetensors file (or - for safetensors on stdout)")
     if args.scheme or args.spec or args.shape:
         raise UsageError("--manifest cannot be combined with --scheme, --shape or --spec")
     manifest = _load_json(args.manifest, "manifest")
-    if isinstance(manifest, dict) and isinstance(manifest.get("tensors"), list):
+    if isinstance(manifest, dict) and "recipe" not in manifest and isinstance(manifest.get("tensors"), list):
         manifest = {**manifest, "tensors": [engine_spec_dict(t, f"manifest.tensors[{i}]") if isinstance(t, dict)
                                             else t for i, t in enumerate(manifest["tensors"])]}
-    specs = LocalClient(limits=None)._manifest_specs(manifest)  # validates and gives the header's shapes
+    specs, recipe = manifest_specs(manifest, limits=None)  # expands a recipe; validates; gives the shapes
+    plain = {"seed": manifest.get("seed", 0) if isinstance(manifest, dict) else 0,
+             "tensors": [spec.to_dict() for spec in specs]}
     entries = [(s.name, s.dtype, list(s.shape), s.nbytes) for s in specs]
-    for index, s in enumerate(specs):
-        if not s.name:
-            raise wi.SpecError("name", "every tensor needs a name in a .safetensors file",
-                               tensor=f"manifest.tensors[{index}]", tensor_index=index)
+    seekable = args.output != "-"
+    meta = _metadata({"weightinit.seed": str(plain["seed"] or 0),
+                      **provenance_metadata(specs, recipe=recipe, with_digests=seekable)})
+    header = safetensors_header(entries, meta)
+    hashers = {spec.name: hashlib.sha256() for spec in specs}
+
+    def hashed(chunks):
+        for chunk in chunks:
+            yield from _hashing([chunk], hashers[chunk.name])
+
     out = _Output(args.output)
     try:
-        out.write(safetensors_header(entries, _metadata({"weightinit.seed": str(manifest.get("seed", 0))})))
-        _write_stream(out, client.iter_model_chunks(manifest, chunk_elements=chunk_elements),
+        out.write(header)
+        _write_stream(out, hashed(client.iter_model_chunks(plain, chunk_elements=chunk_elements)),
                       sum(e[3] for e in entries), progress)
+        if seekable:
+            patch_digests(out.handle, header, {name: h.hexdigest() for name, h in hashers.items()})
         out.commit()
     except BaseException:
         out.abort()
         raise
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from weightinit.client import Client
+    from weightinit.provenance import BadFileError, verify_safetensors
+
+    sample = _int_arg(args.sample, "sample") if args.sample is not None else None
+    if sample is not None and sample < 1:
+        raise UsageError("--sample must be a positive number of elements")
+    client = Client(args.server, timeout=args.timeout) if args.server else None
+    try:
+        checks = verify_safetensors(args.file, client=client, sample=sample, seed=args.seed)
+    except BadFileError as error:
+        print(f"weightinit verify: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if client is not None:
+            client.close()
+    for check in checks:
+        print(f"{'ok' if check.ok else 'DIFFERENT':<9} {check.name}: {check.detail}")
+    different = sum(not c.ok for c in checks)
+    print(f"{len(checks) - different} ok, {different} different", file=sys.stderr)
+    return 1 if different else 0
+
+
+def cmd_report(args) -> int:
+    arch = _load_json(args.arch, "architecture")
+    try:
+        from weightinit.torch.report import plot_reports, report_architecture
+    except ImportError as error:
+        raise UsageError(f"weightinit report needs torch (pip install weightinit[torch]): {error}") from None
+    import torch
+
+    torch.set_flush_denormal(True)  # a vanishing signal would otherwise crawl through subnormal arithmetic
+    reports = report_architecture(arch)
+    for report in reports:
+        print(report, end="\n\n")
+    if args.output:
+        try:
+            plot_reports(reports, args.output, title=arch.get("title", "") if isinstance(arch, dict) else "")
+        except ImportError:
+            raise UsageError("-o needs matplotlib (pip install matplotlib)") from None
+        print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
@@ -618,6 +683,23 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--grace", type=float, default=10.0, help="seconds in-flight streams get on shutdown")
     srv.add_argument("--log-level", dest="log_level", default=argparse.SUPPRESS, help="logging level (INFO)")
     srv.set_defaults(func=cmd_serve)
+
+    ver = sub.add_parser("verify", help="recompute the tensors of a .safetensors file from its recorded specs",
+                         description="Exit 0 when every tensor matches, 1 when any differs, 2 for a bad file.")
+    ver.add_argument("file", metavar="FILE.safetensors")
+    ver.add_argument("--server", metavar="HOST:PORT", help="recompute on a weightinit server instead")
+    ver.add_argument("--sample", metavar="K", help="check K elements per tensor by random access, not all")
+    ver.add_argument("--seed", type=int, default=0, help="seed choosing the sampled elements (default 0)")
+    ver.add_argument("--timeout", type=float, default=None, help="per-call deadline with --server, seconds")
+    ver.set_defaults(func=cmd_verify)
+
+    rep = sub.add_parser("report", help="signal propagation (forward/backward std per layer) of a JSON MLP/conv stack",
+                         description="Builds the stack of ARCH.json, initializes it with each of its inits and prints "
+                                     "per-layer forward activation std and backward gradient std (needs torch; "
+                                     "-o needs matplotlib). See weightinit.torch.report for the format.")
+    rep.add_argument("arch", metavar="ARCH.json")
+    rep.add_argument("-o", "--output", metavar="REPORT.png", help="also plot to this PNG")
+    rep.set_defaults(func=cmd_report)
 
     desc = sub.add_parser("describe", help="print schemes, dtypes, backends, limits and the algorithm version")
     desc.add_argument("--server", metavar="HOST[:PORT]", type=server_address,

@@ -185,6 +185,8 @@ class TensorSpec:
     batch_axis: tuple[int, ...] = ()
     stream: int = 0
     zero_rows: tuple[int, ...] = ()
+    #: Post-multiplier applied to every float64 value before rounding to the dtype; None = 1 (absent).
+    scale: float | None = None
 
     @property
     def numel(self) -> int:
@@ -214,11 +216,12 @@ class TensorSpec:
         return {"scheme": self.scheme, "shape": list(self.shape), "dtype": self.dtype, "seed": self.seed,
                 "name": self.name, "params": dict(self.params), "layout": self.layout,
                 "in_axis": self.in_axis, "out_axis": self.out_axis, "batch_axis": list(self.batch_axis),
-                "stream": self.stream, **({"zero_rows": list(self.zero_rows)} if self.zero_rows else {})}
+                "stream": self.stream, **({"zero_rows": list(self.zero_rows)} if self.zero_rows else {}),
+                **({} if self.scale is None else {"scale": self.scale})}
 
 
 SPEC_FIELDS = ("scheme", "shape", "dtype", "seed", "name", "params", "layout", "in_axis", "out_axis",
-               "batch_axis", "stream", "zero_rows")
+               "batch_axis", "stream", "zero_rows", "scale")
 
 
 def _int(value, field_name: str) -> int:
@@ -362,6 +365,15 @@ def _check_scheme_rules(spec: TensorSpec) -> None:
             raise SpecError("shape", f"delta_orthogonal needs out channels ({fan_out}) >= in channels ({fan_in})")
 
 
+def _scale(value) -> float | None:
+    if value is None:
+        return None
+    value = _float(value, "scale")
+    if not value > 0:
+        raise SpecError("scale", f"must be > 0 (a post-multiplier), got {value}")
+    return value
+
+
 def truncation_std_units(p: Mapping[str, Any]) -> tuple[float, float]:
     """The truncation interval of a truncated_normal in units of std around the mean."""
     if p["bounds"] == "std":
@@ -426,6 +438,7 @@ def parse_spec(data: Mapping[str, Any] | TensorSpec) -> TensorSpec:
         batch_axis=tuple(_int(b, "batch_axis") for b in batch_axis),
         stream=stream_id_from_name(name) if stream is None else _uint64(stream, "stream"),
         zero_rows=_zero_rows(_given(data, "zero_rows", ()), shape),
+        scale=_scale(data.get("scale")),
     )
     _check_scheme_rules(spec)
     return spec

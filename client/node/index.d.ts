@@ -17,6 +17,10 @@ export interface TensorSpec {
   out_axis?: number;
   batch_axis?: number[];
   stream?: number | string;
+  /** Rows (indices along dim 0) set to 0 after the scheme, e.g. nn.Embedding's padding row. */
+  zero_rows?: number[];
+  /** Post-multiplier applied to the float64 values before rounding (docs/rng.md). */
+  scale?: number;
 }
 
 /** weightinit.v1.TensorHeader (int64/uint64 fields as decimal strings). */
@@ -35,6 +39,8 @@ export interface TensorHeader {
   hash_from: string;
   backend: string;
   resolved_spec_json: string;
+  /** The N-d region this stream holds, one [start, stop) per dimension, when one was asked for. */
+  region?: { start: string; stop: string }[];
 }
 
 /** float32 -> Float32Array, float64 -> Float64Array, float16/bfloat16 -> Uint16Array of the bits. */
@@ -57,9 +63,29 @@ export interface GenerateOptions {
   start?: number;
   /** One past the last flat element (default: all). */
   stop?: number;
+  /** An N-d region instead: one [start, stop] pair per leading dimension (null ends: the dimension's ends;
+   * negative values count from the end). Exclusive with start/stop. */
+  index?: [number | null, number | null][];
   /** Elements per chunk; 0 lets the server choose. */
   chunkElements?: number;
   deadlineSeconds?: number;
+}
+
+/** A model manifest; with `recipe` (a built-in name or a recipe object, docs/recipes.md) the tensors need only
+ * name, shape and dtype, and the server expands the recipe. */
+export interface ModelManifest {
+  name?: string;
+  seed?: number | string;
+  recipe?: string | Record<string, unknown>;
+  tensors: (TensorSpec | { name: string; shape: number[]; dtype?: DType })[];
+}
+
+export interface ModelTensor {
+  header: TensorHeader;
+  /** The server's resolved spec (with a recipe: the expanded one). */
+  spec: Record<string, unknown>;
+  data: Buffer;
+  sha256: string;
 }
 
 export class WeightinitError extends Error {}
@@ -87,9 +113,13 @@ export class WeightinitClient {
   close(): void;
   capabilities(options?: { deadlineSeconds?: number }): Promise<Record<string, unknown>>;
   generate(spec: TensorSpec, options?: GenerateOptions): Promise<GenerateResult>;
+  generateModel(manifest: ModelManifest, options?: { chunkElements?: number; deadlineSeconds?: number }):
+    Promise<ModelTensor[]>;
 }
 
 export function toTensorSpec(spec: TensorSpec): Record<string, unknown>;
+export function toModelManifest(manifest: ModelManifest): Record<string, unknown>;
+export function toRegion(index: [number | null, number | null][], shape: number[]): { start: string; stop: string }[];
 export function typedValues(data: Buffer, dtype: DType): TensorValues;
 export function serverAddress(target: string): string;
 export function loadPackage(protoDir?: string): any;

@@ -183,6 +183,25 @@ function resultShape(header) {
   return count === Number(header.element_count) ? full : [count];
 }
 
+// A manifest {seed, name, tensors, recipe} -> ModelManifest message. With `recipe` (a built-in name or a
+// recipe object, docs/recipes.md) the tensors are {name, shape, dtype?} and the server expands the recipe.
+function toModelManifest(manifest) {
+  if (!manifest || !Array.isArray(manifest.tensors)) throw new SpecError('manifest.tensors', 'must be a list');
+  const message = { name: manifest.name || '', seed: String(manifest.seed || 0) };
+  if (manifest.recipe !== undefined) {
+    message.recipe_json = JSON.stringify(manifest.recipe);
+    message.tensors = manifest.tensors.map((tensor, index) => {
+      if (!Array.isArray(tensor.shape)) throw new SpecError(`manifest.tensors[${index}].shape`, 'must be a list');
+      const spec = { name: tensor.name || '', shape: tensor.shape.map(String) };
+      if (tensor.dtype !== undefined) spec.dtype = DTYPES[tensor.dtype];
+      return spec;
+    });
+  } else {
+    message.tensors = manifest.tensors.map(toTensorSpec);
+  }
+  return message;
+}
+
 class WeightinitClient {
   // target: "host:port" (port 50051 when omitted).
   constructor(target, { credentials = grpc.credentials.createInsecure(), protoDir = PROTO_DIR } = {}) {
@@ -272,9 +291,65 @@ class WeightinitClient {
       });
     });
   }
+
+  // Resolves to [{header, spec, data: Buffer, sha256: hex}] in manifest order; `spec` is the server's resolved
+  // spec (from header.resolved_spec_json: with a recipe, the expanded one). Each tensor's digest is checked.
+  // Rejects with the same error family as generate().
+  generateModel(manifest, { chunkElements = 0, deadlineSeconds = 300 } = {}) {
+    let request;
+    try {
+      request = { manifest: toModelManifest(manifest), chunk_elements: String(chunkElements) };
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise((resolve, reject) => {
+      const call = this.stub.GenerateModel(request, { deadline: Date.now() + deadlineSeconds * 1000 });
+      const tensors = [];
+      let current = null;
+      let failed = false;
+      const fail = (error) => {
+        if (failed) return;
+        failed = true;
+        call.cancel();
+        reject(error);
+      };
+      call.on('data', (message) => {
+        if (failed) return;
+        if (message.header) {
+          if (current && current.sha256 === null) return fail(new IntegrityError('tensor ended before its digest'));
+          const header = message.header;
+          current = { header, spec: JSON.parse(header.resolved_spec_json), data: Buffer.alloc(Number(header.byte_count)),
+            next: 0, hash: crypto.createHash('sha256'), sha256: null };
+          tensors.push(current);
+        }
+        if (!current) return fail(new IntegrityError('data before the header'));
+        const offset = Number(message.offset);
+        if (offset !== current.next) return fail(new IntegrityError(`expected element ${current.next}, got ${offset}`));
+        const chunk = message.data;
+        const position = offset * current.header.item_size;
+        if (position + chunk.length > current.data.length) return fail(new IntegrityError('more data than announced'));
+        chunk.copy(current.data, position);
+        current.hash.update(chunk);
+        current.next = offset + chunk.length / current.header.item_size;
+        if (message.sha256 && message.sha256.length) {
+          current.sha256 = Buffer.from(message.sha256).toString('hex');
+          const received = current.hash.digest('hex');
+          if (received !== current.sha256) return fail(new IntegrityError(`SHA-256 mismatch in ${current.header.name}`));
+        }
+      });
+      call.on('error', (error) => { if (!failed) { failed = true; reject(fromGrpcError(error)); } });
+      call.on('end', () => {
+        if (failed) return;
+        if (tensors.length !== request.manifest.tensors.length || tensors.some((t) => t.sha256 === null)) {
+          return reject(new IntegrityError('the model stream ended early'));
+        }
+        resolve(tensors.map(({ header, spec, data, sha256 }) => ({ header, spec, data, sha256 })));
+      });
+    });
+  }
 }
 
 module.exports = {
   WeightinitClient, WeightinitError, SpecError, LimitError, ServiceError, UnavailableError, IntegrityError,
-  toTensorSpec, toRegion, typedValues, serverAddress, loadPackage, PROTO_DIR, DEFAULT_PORT, grpc,
+  toTensorSpec, toModelManifest, toRegion, typedValues, serverAddress, loadPackage, PROTO_DIR, DEFAULT_PORT, grpc,
 };

@@ -11,6 +11,7 @@ so that every error, whoever finds it, names the field the caller sent.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Mapping
 
@@ -36,7 +37,7 @@ SCHEME_PARAM_MESSAGES = {
 }
 #: Spec fields the engine knows, besides scheme and params.
 _TOP_LEVEL = ("name", "shape", "dtype", "seed", "layout", "in_axis", "out_axis", "batch_axis", "stream",
-              "zero_rows")
+              "zero_rows", "scale")
 
 
 def _is_repeated(field: FieldDescriptor) -> bool:
@@ -142,6 +143,8 @@ def spec_to_dict(message: spec_pb2.TensorSpec, default_seed: int | None = None) 
         data["batch_axis"] = list(message.batch_axis)
     if len(message.zero_rows):
         data["zero_rows"] = list(message.zero_rows)
+    if message.HasField("scale"):
+        data["scale"] = message.scale
     data["params"] = params_to_dict(getattr(message, scheme))
     return data
 
@@ -247,21 +250,24 @@ def spec_from_any(spec: Any) -> spec_pb2.TensorSpec:
         message.batch_axis.extend(_as_int(b, "batch_axis") for b in spec["batch_axis"])
     if spec.get("zero_rows"):
         message.zero_rows.extend(_as_int(r, "zero_rows") for r in spec["zero_rows"])
+    if spec.get("scale") is not None:
+        message.scale = _as_float(spec["scale"], "scale")
     return message
 
 
 def manifest_from_any(manifest: Any) -> spec_pb2.ModelManifest:
     """A ``ModelManifest`` from ``{"seed": 7, "name": ..., "tensors": [spec, ...]}`` or a message.
 
-    ``tensors`` may also be a mapping ``name -> spec``.
+    ``tensors`` may also be a mapping ``name -> spec``. With ``"recipe"`` (docs/recipes.md) the
+    tensors are ``{"name", "shape"[, "dtype"]}`` and the recipe travels as ``recipe_json``.
     """
     if isinstance(manifest, spec_pb2.ModelManifest):
         return manifest
     if not isinstance(manifest, Mapping):
         raise SpecError("manifest", f"must be a mapping with 'tensors', got {type(manifest).__name__}")
-    unknown = sorted(set(manifest) - {"seed", "name", "tensors"})
+    unknown = sorted(set(manifest) - {"seed", "name", "tensors", "recipe"})
     if unknown:
-        raise SpecError(f"manifest.{unknown[0]}", "is not a manifest field (allowed: seed, name, tensors)")
+        raise SpecError(f"manifest.{unknown[0]}", "is not a manifest field (allowed: seed, name, tensors, recipe)")
     message = spec_pb2.ModelManifest(name=str(manifest.get("name") or ""))
     seed = _as_int(manifest.get("seed") or 0, "manifest.seed")
     if not 0 <= seed < 1 << 64:
@@ -272,14 +278,61 @@ def manifest_from_any(manifest: Any) -> spec_pb2.ModelManifest:
         tensors = [dict(spec, name=name) for name, spec in tensors.items()]
     if tensors is None or isinstance(tensors, (str, bytes)):
         raise SpecError("manifest.tensors", "must be a list of tensor specs")
+    recipe = manifest.get("recipe")
+    if recipe is not None:
+        message.recipe_json = json.dumps(recipe, sort_keys=True)
     for index, spec in enumerate(tensors):
         try:
-            message.tensors.append(spec_from_any(spec))
+            message.tensors.append(_recipe_tensor(spec) if recipe is not None else spec_from_any(spec))
         except SpecError as error:
             name = spec.get("name") if isinstance(spec, Mapping) else getattr(spec, "name", None)
             label = name if isinstance(name, str) and name else f"manifest.tensors[{index}]"
             raise error.in_tensor(label, index) from None
     return message
+
+
+def _recipe_tensor(tensor: Any) -> spec_pb2.TensorSpec:
+    """A recipe manifest's tensor: name, shape and optionally dtype (the recipe gives the rest)."""
+    if isinstance(tensor, (list, tuple)) and len(tensor) in (2, 3):
+        tensor = dict(zip(("name", "shape", "dtype"), tensor))
+    if not isinstance(tensor, Mapping):
+        raise SpecError("tensor", f"must be {{name, shape[, dtype]}}, got {tensor!r}")
+    unknown = sorted(set(tensor) - {"name", "shape", "dtype"})
+    if unknown:
+        raise SpecError(unknown[0], "is not a field of a recipe manifest's tensor (name, shape, dtype)")
+    message = spec_pb2.TensorSpec(name=str(tensor.get("name") or ""))
+    shape = tensor.get("shape")
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise SpecError("shape", f"must be a list of non-negative integers, got {shape!r}")
+    message.shape.extend(_as_int(d, "shape") for d in shape)
+    if tensor.get("dtype") is not None:
+        message.dtype = dtype_to_proto(tensor["dtype"])
+    return message
+
+
+def expand_recipe_manifest(message: spec_pb2.ModelManifest) -> list[dict]:
+    """The engine spec dicts of a manifest carrying ``recipe_json`` (each with the manifest's seed).
+    Errors name ``manifest.recipe_json`` or ``manifest.tensors[i]``."""
+    from weightinit import recipes
+
+    try:
+        recipe = json.loads(message.recipe_json)
+    except json.JSONDecodeError as error:
+        raise SpecError("manifest.recipe_json", f"is not JSON: {error}") from None
+    tensors = []
+    for index, tensor in enumerate(message.tensors):
+        if tensor.WhichOneof("scheme") is not None:
+            raise SpecError(f"manifest.tensors[{index}].scheme", "must not be set: the recipe chooses it")
+        tensors.append({"name": tensor.name, "shape": list(tensor.shape),
+                        "dtype": dtype_from_proto(tensor.dtype) or "float32"})
+    try:
+        return recipes.expand(recipe, tensors, seed=message.seed)
+    except SpecError as error:
+        names = [t["name"] for t in tensors]
+        for index, name in enumerate(names):
+            if error.field == f"tensors.{name}" or error.field.startswith(f"tensors.{name}."):
+                raise SpecError(f"manifest.tensors[{index}]", error.message) from None
+        raise SpecError("manifest.recipe_json", str(error)) from None
 
 
 # ---------------------------------------------------------------------------

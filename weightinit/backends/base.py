@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
@@ -9,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..engine.transforms import Kernel
+from ..engine.transforms import Kernel, round_to_storage
 from ..errors import BackendUnavailable
 from ..spec import ITEMSIZE
 
@@ -39,10 +40,31 @@ if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's t
     os.register_at_fork(after_in_child=shared_pool.cache_clear)
 
 
+def _honour_scale(random_into):
+    """docs/rng.md section 5, in one place for every backend: a scaled kernel is the backend's
+    unscaled float64 values times ``kernel.scale`` (one binary64 multiply, here in NumPy), then
+    rounded to the dtype. The backends' own kernels never see a scale."""
+    @functools.wraps(random_into)
+    def wrapper(self, kernel: Kernel, key, start: int, out: np.ndarray, dtype: str) -> None:
+        if kernel.scale is None:
+            return random_into(self, kernel, key, start, out, dtype)
+        values = np.empty(out.size, dtype=np.float64)
+        random_into(self, kernel.unscaled, key, start, values, "float64")
+        out.reshape(-1)[...] = round_to_storage(values * kernel.scale, dtype)
+    return wrapper
+
+
 class Backend(ABC):
-    """Computes kernel values for a word range. Implementations must give identical bytes."""
+    """Computes kernel values for a word range. Implementations must give identical bytes.
+
+    A kernel with a ``scale`` is handled here for every subclass's ``random_into``."""
 
     name: str = "abstract"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "random_into" in cls.__dict__:
+            cls.random_into = _honour_scale(cls.__dict__["random_into"])
 
     @property
     def device(self) -> str:

@@ -121,6 +121,11 @@ class CupyBackend(Backend):
                 out = cupy.empty(count, dtype=storage_dtype(dtype))
             elif out.size != count or out.dtype != storage_dtype(dtype) or not out.flags.c_contiguous:
                 raise ValueError("out must be a C-contiguous device array of the storage dtype and range size")
+            if kernel.scale is not None:  # docs/rng.md 5: rounded on the host, where FTZ cannot touch it
+                host = np.empty(count, dtype=storage_dtype(dtype))
+                self.random_into(kernel, key, start, host, dtype)
+                out.set(host)
+                return out
             self.launch(kernel, key, start, count, dtype, out)
         return out
 

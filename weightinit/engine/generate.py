@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Mapping
 
 import numpy as np
@@ -82,7 +82,24 @@ def compile_spec(spec: TensorSpec | Mapping, backend: str | Backend | None = Non
     def draw(kernel: Kernel, count: int) -> np.ndarray:
         return engine.random(kernel, spec.key, 0, count, "float64")
 
-    return CompiledSpec(spec, build_plan(spec, draw), engine)
+    plan = build_plan(spec, draw)
+    return CompiledSpec(spec, plan if spec.scale is None else scaled_plan(plan, spec.scale), engine)
+
+
+def scaled_plan(plan: Plan, scale: float) -> Plan:
+    """docs/rng.md section 5: every float64 value times ``scale`` before rounding. Random kernels
+    carry it (each backend's ``random_into`` applies it, see backends/base.py); the other plans'
+    float64 values are multiplied here. Sparse zeros are still set afterwards (+0)."""
+    if isinstance(plan, RandomPlan):
+        return replace(plan, kernel=replace(plan.kernel, scale=scale))
+    if isinstance(plan, ConstantPlan):
+        return ConstantPlan(plan.value * scale)
+    if isinstance(plan, IndexPlan):
+        values_at = plan.values_at
+        return IndexPlan(lambda index: values_at(index) * scale)
+    if isinstance(plan, DensePlan):
+        return DensePlan(plan.values * scale)
+    raise TypeError(f"unknown plan {plan!r}")  # pragma: no cover
 
 
 def check_range(spec: TensorSpec, start: int | None, stop: int | None) -> tuple[int, int]:

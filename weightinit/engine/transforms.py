@@ -220,6 +220,12 @@ class Kernel:
 
     kind: str
     params: tuple[float, ...]
+    #: Post-multiplier of the float64 value, before rounding (docs/rng.md section 5); None = none.
+    scale: float | None = None
+
+    @property
+    def unscaled(self) -> "Kernel":
+        return self if self.scale is None else Kernel(self.kind, self.params)
 
 
 def uniform_kernel(low: float, high: float) -> Kernel:
@@ -270,7 +276,9 @@ def kernel_magnitude(kernel: Kernel) -> float:
 
 
 def apply_kernel(kernel: Kernel, words: np.ndarray) -> np.ndarray:
-    """The reference float64 values of ``kernel`` for ``words``."""
+    """The reference float64 values of ``kernel`` for ``words`` (times its scale, if any)."""
+    if kernel.scale is not None:
+        return apply_kernel(kernel.unscaled, words) * kernel.scale
     p = kernel.params
     if kernel.kind == UNIFORM:
         return p[0] + p[1] * uniform01(words)

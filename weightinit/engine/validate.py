@@ -31,7 +31,13 @@ def _no_draws(kernel, count):
 def check_values_fit(spec: TensorSpec) -> None:
     """Finite parameters can still derive scalars whose values overflow (a uniform of width
     2e308, std 1e39 in float32): reject those rather than hand out inf or NaN weights.
-    Plans that need draws to be built (the QR schemes) are bounded by their gain and skipped."""
+    Plans that need draws to be built (the QR schemes) are bounded by their gain and skipped.
+    A post-multiplier ``scale`` multiplies every bound."""
+    scale = 1.0 if spec.scale is None else spec.scale
+    if spec.scheme in ("constant", "ones") and spec.scale is not None:
+        value = abs(spec.params.get("value", 1.0)) * scale
+        if not value <= DTYPE_MAX[spec.dtype]:
+            raise SpecError("scale", f"value times scale is {value:g}, beyond the largest finite {spec.dtype}")
     if not spec.info.random or spec.numel == 0:
         return
     try:
@@ -40,7 +46,7 @@ def check_values_fit(spec: TensorSpec) -> None:
         return
     if not isinstance(plan, RandomPlan):
         return
-    magnitude = kernel_magnitude(plan.kernel)
+    magnitude = kernel_magnitude(plan.kernel) * scale
     if not math.isfinite(magnitude):
         raise SpecError("params", "the scale or bounds derived from these parameters overflow binary64")
     if magnitude > DTYPE_MAX[spec.dtype]:

@@ -14,7 +14,8 @@ const net = require('node:net');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const {
-  WeightinitClient, SpecError, UnavailableError, WeightinitError, toTensorSpec, toRegion, typedValues, serverAddress,
+  WeightinitClient, SpecError, UnavailableError, WeightinitError, toTensorSpec, toModelManifest, toRegion, typedValues,
+  serverAddress,
 } = require('..');
 
 const SERVER = process.env.WEIGHTINIT_SERVER;
@@ -195,4 +196,53 @@ test('N-d regions equal the same slice of the whole tensor, byte for byte', need
       assert.ok(part.data.equals(sliceRegion(whole.data, spec.shape, index, whole.header.item_size)), spec.scheme);
     }
   });
+});
+
+// A recipe manifest: the server expands it; the specs in the headers and the bytes must equal the Python
+// expansion (weightinit.recipes.expand) and the Python engine's bytes for those specs.
+const RECIPE_MANIFEST = {
+  seed: 5,
+  recipe: { recipe: 'gpt2', std: 0.03 },
+  tensors: [
+    { name: 'transformer.wte.weight', shape: [64, 16] },
+    { name: 'transformer.h.0.ln_1.weight', shape: [16] },
+    { name: 'transformer.h.0.attn.c_attn.weight', shape: [16, 48] },
+    { name: 'transformer.h.0.attn.c_proj.weight', shape: [16, 16] },
+    { name: 'transformer.h.1.attn.c_proj.weight', shape: [16, 16], dtype: 'bfloat16' },
+  ],
+};
+
+function pythonExpansion(manifest) {
+  const code = 'import json, sys, hashlib, weightinit as wi\n'
+    + 'from weightinit.recipes import expand\n'
+    + 'm = json.load(sys.stdin)\n'
+    + 'specs = [wi.spec_from_dict(s).to_dict() for s in expand(m["recipe"], m["tensors"], seed=m["seed"])]\n'
+    + 'print(json.dumps([[s, hashlib.sha256(wi.to_le_bytes(wi.generate_raw(s))).hexdigest()] for s in specs]))\n';
+  const result = spawnSync(PYTHON, ['-c', code], { input: JSON.stringify(manifest) });
+  assert.strictEqual(result.status, 0, `python failed: ${result.stderr}`);
+  return JSON.parse(result.stdout);
+}
+
+test('recipe manifests travel as recipe_json with name/shape tensors', () => {
+  const message = toModelManifest(RECIPE_MANIFEST);
+  assert.deepStrictEqual(JSON.parse(message.recipe_json), RECIPE_MANIFEST.recipe);
+  assert.deepStrictEqual(message.tensors[4], { name: 'transformer.h.1.attn.c_proj.weight', shape: ['16', '16'],
+    dtype: 'DATA_TYPE_BF16' });
+});
+
+test('the server expands a recipe into the same specs and bytes as Python', needsPython, async () => {
+  const client = new WeightinitClient(SERVER);
+  try {
+    const tensors = await client.generateModel(RECIPE_MANIFEST, { chunkElements: 100 });
+    const expected = pythonExpansion(RECIPE_MANIFEST);
+    assert.strictEqual(tensors.length, expected.length);
+    tensors.forEach((tensor, index) => {
+      const [spec, sha256] = expected[index];
+      assert.deepStrictEqual(tensor.spec, spec);
+      assert.strictEqual(tensor.sha256, sha256);
+      assert.strictEqual(crypto.createHash('sha256').update(tensor.data).digest('hex'), sha256);
+    });
+  } finally {
+    client.close();
+  }
 });
