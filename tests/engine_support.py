@@ -230,6 +230,12 @@ def golden_cases() -> list[dict]:
           params={"scale": 0.1, "mode": "fan_out", "distribution": "normal"}),
         c("untruncated-geo", "variance_scaling", [10, 30], F16, seed=21, layout="axes",
           params={"scale": 3.0, "mode": "fan_geo_avg", "distribution": "untruncated_normal"}),
+        # JAX multi-axis fans: sequences of axes (possibly empty) and a bare-int batch_axis
+        c("axes-multi", "glorot_normal", [3, 4, 5, 6], F32, seed=27, layout="axes", in_axis=[0, 1],
+          out_axis=[3], batch_axis=2),
+        c("axes-empty-in", "he_uniform", [5, 7, 3], F16, seed=27, layout="axes", in_axis=[], out_axis=[1, 2]),
+        c("axes-multi-geo", "variance_scaling", [4, 6, 2, 3], BF16, seed=27, layout="axes", in_axis=[-1],
+          out_axis=[0, 2], params={"scale": 0.5, "mode": "fan_geo_avg", "distribution": "uniform"}),
         c("uniform-fan_avg", "variance_scaling", [8, 4, 3, 3], BF16, seed=21,
           params={"scale": 2.0, "mode": "fan_avg", "distribution": "uniform"}),
         # --- structured
@@ -239,6 +245,10 @@ def golden_cases() -> list[dict]:
         c("column_axis-0", "orthogonal", [5, 2, 3], BF16, seed=22, params={"column_axis": 0}),
         c("column_axis-last", "orthogonal", [2, 3, 4], F32, seed=23, layout="keras", params={"column_axis": -1}),
         c("column_axis-wide", "orthogonal", [2, 9], F64, seed=23, params={"column_axis": -1}),
+        # layout=keras flattens as keras.initializers.Orthogonal (algorithm version 2)
+        c("keras-4d", "orthogonal", [3, 3, 4, 5], F32, seed=23, layout="keras"),
+        c("keras-3d-wide", "orthogonal", [2, 3, 8], F64, seed=23, layout="keras", params={"gain": 1.5}),
+        c("keras-5d", "orthogonal", [2, 2, 2, 3, 4], F16, seed=23, layout="keras"),
         c("2d", "sparse", [20, 8], F32, seed=24, name="sparse", params={"sparsity": 0.25}),
         c("std", "sparse", [10, 6], F64, seed=24, params={"sparsity": 0.3, "std": 0.05}),
         c("all", "sparse", [4, 3], F16, seed=24, params={"sparsity": 1.0}),

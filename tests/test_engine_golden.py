@@ -51,7 +51,7 @@ def test_file_format():
 
 def test_algorithm_version_is_pinned():
     """Bumping weightinit.ALGORITHM_VERSION must come with regenerated digests, and vice versa."""
-    assert GOLDEN["algorithm_version"] == wi.ALGORITHM_VERSION == 1
+    assert GOLDEN["algorithm_version"] == wi.ALGORITHM_VERSION == 2
 
 
 def test_file_matches_the_catalogue():
@@ -181,9 +181,11 @@ def reference_qr_scheme(spec, a: np.ndarray) -> np.ndarray:
         else:
             w[tuple((k - 1) // 2 for k in shape[:-2])] = q.T
         return w
-    if "column_axis" not in spec.params:
+    # keras layout without column_axis: Keras' (prod(shape[:-1]), shape[-1]) flattening, i.e. column_axis -1
+    column_axis = spec.params.get("column_axis", -1 if spec.layout == "keras" else None)
+    if column_axis is None:
         return gain * signed_q(a.reshape(shape[0], -1)).reshape(shape)
-    axis = spec.params["column_axis"] % len(shape)
+    axis = column_axis % len(shape)
     cols = shape[axis]
     rows = spec.numel // cols
     q = signed_q(a.reshape(cols, rows)).T if rows < cols else signed_q(a.reshape(rows, cols))

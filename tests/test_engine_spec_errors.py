@@ -178,10 +178,11 @@ def test_spec_not_a_mapping():
 
 
 @pytest.mark.parametrize("field,value", [("seed", ""), ("seed", False), ("seed", []), ("dtype", ""),
-                                         ("layout", ""), ("batch_axis", 0), ("batch_axis", "")])
+                                         ("layout", ""), ("batch_axis", 1), ("batch_axis", ""),
+                                         ("in_axis", ""), ("out_axis", [None])])
 def test_falsy_values_are_not_silently_defaults(field, value):
     """Only a missing (or null) field takes the default; a wrong value of any kind is an error."""
-    data = bad("he_uniform", [3, 4, 5], layout="axes") if field == "batch_axis" else spec()
+    data = bad("he_uniform", [3, 4, 5], layout="axes") if field.endswith("_axis") else spec()
     data[field] = value
     with pytest.raises(SpecError) as caught:
         spec_from_dict(data)

@@ -101,9 +101,14 @@ def spec_from_args(args: argparse.Namespace) -> dict:
     for key in ("dtype", "name", "layout"):
         if getattr(args, key) is not None:
             spec[key] = getattr(args, key)
-    for key in ("seed", "stream", "in_axis", "out_axis"):
+    for key in ("seed", "stream"):
         if getattr(args, key) is not None:
             spec[key] = _int_arg(getattr(args, key), key)
+    for key in ("in_axis", "out_axis"):  # one value: that axis; none or several: a sequence (JAX)
+        values = getattr(args, key)
+        if values is not None:
+            axes = [_int_arg(a, key) for a in values]
+            spec[key] = axes[0] if len(axes) == 1 else axes
     if args.batch_axis is not None:
         spec["batch_axis"] = [_int_arg(a, "batch_axis") for a in args.batch_axis]
     if args.param:
@@ -409,8 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", help="uint64 seed (default 0)")
     gen.add_argument("--name", help="tensor name; the random stream derives from it (default empty)")
     gen.add_argument("--layout", help="torch (default), keras or axes")
-    gen.add_argument("--in-axis", dest="in_axis", help="input axis for --layout axes")
-    gen.add_argument("--out-axis", dest="out_axis", help="output axis for --layout axes")
+    gen.add_argument("--in-axis", dest="in_axis", nargs="*", metavar="AXIS",
+                     help="input axis for --layout axes; several (or none) multiply, as JAX's in_axis sequences")
+    gen.add_argument("--out-axis", dest="out_axis", nargs="*", metavar="AXIS",
+                     help="output axis for --layout axes; several (or none) multiply")
     gen.add_argument("--batch-axis", dest="batch_axis", nargs="+", metavar="AXIS", help="batch axes (axes layout)")
     gen.add_argument("--stream", help="explicit uint64 stream id instead of one derived from --name")
     gen.add_argument("--param", action="append", nargs="+", metavar="KEY=VALUE",

@@ -151,8 +151,8 @@ SCHEMES: Mapping[str, SchemeInfo] = MappingProxyType(dict([
             (_p("scale", "float", 1.0, check=_positive), _p("mode", "str", "fan_in", FAN_MODES),
              _p("distribution", "str", "truncated_normal", DISTRIBUTIONS)), needs_fans=True),
     _scheme("orthogonal",
-            "QR of a normal matrix, q *= sign(diag(r)), times gain; torch flattening (rows = shape[0]) "
-            "or JAX column_axis",
+            "QR of a normal matrix, q *= sign(diag(r)), times gain; torch flattening (rows = shape[0]), "
+            "Keras flattening under layout=keras (columns = shape[-1]) or JAX column_axis",
             _GAIN + (_p("column_axis", "int", None, doc="JAX semantics: this axis holds the columns"),),
             min_rank=2, dense=True),
     _scheme("sparse", "torch: N(0, std^2), then ceil(sparsity * rows) rows zeroed in every column",
@@ -187,8 +187,8 @@ class TensorSpec:
     name: str = ""
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     layout: str = "torch"
-    in_axis: int = -2
-    out_axis: int = -1
+    in_axis: int | tuple[int, ...] = -2  # an int, or a tuple when a sequence was given (JAX)
+    out_axis: int | tuple[int, ...] = -1
     batch_axis: tuple[int, ...] = ()
     stream: int = 0
 
@@ -219,8 +219,13 @@ class TensorSpec:
     def to_dict(self) -> dict:
         return {"scheme": self.scheme, "shape": list(self.shape), "dtype": self.dtype, "seed": self.seed,
                 "name": self.name, "params": dict(self.params), "layout": self.layout,
-                "in_axis": self.in_axis, "out_axis": self.out_axis, "batch_axis": list(self.batch_axis),
+                "in_axis": _axes_json(self.in_axis), "out_axis": _axes_json(self.out_axis),
+                "batch_axis": list(self.batch_axis),
                 "stream": self.stream}
+
+
+def _axes_json(axes: int | tuple[int, ...]) -> int | list[int]:
+    return axes if isinstance(axes, int) else list(axes)
 
 
 SPEC_FIELDS = ("scheme", "shape", "dtype", "seed", "name", "params", "layout", "in_axis", "out_axis",
@@ -255,6 +260,18 @@ def _choice(value, field_name: str, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise SpecError(field_name, f"must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+def _axes(value, field_name: str) -> int | tuple[int, ...]:
+    """An axis (int) or a sequence of axes, kept as given: an int stays an int (so existing specs
+    serialize unchanged), a sequence becomes a tuple (possibly empty)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (int, float, Sequence)):
+        raise SpecError(field_name, f"must be an integer or a list of integers, got {value!r}")
+    if isinstance(value, Sequence):
+        if len(value) > MAX_RANK:
+            raise SpecError(field_name, f"names {len(value)} axes, more than the maximum rank {MAX_RANK}")
+        return tuple(_int(a, field_name) for a in value)
+    return _int(value, field_name)
 
 
 def _shape(value) -> tuple[int, ...]:
@@ -434,9 +451,7 @@ def spec_from_dict(data: Mapping[str, Any] | TensorSpec, limits: Limits | None =
         raise SpecError("name", "must be valid Unicode (no lone surrogates): it is hashed as UTF-8") from None
     stream = data.get("stream")
     layout = _choice(_given(data, "layout", "torch"), "layout", LAYOUTS)
-    batch_axis = _given(data, "batch_axis", ())
-    if isinstance(batch_axis, (str, bytes)) or not isinstance(batch_axis, Sequence):
-        raise SpecError("batch_axis", f"must be a list of integers, got {batch_axis!r}")
+    batch_axis = _axes(_given(data, "batch_axis", ()), "batch_axis")
     spec = TensorSpec(
         scheme=scheme,
         shape=shape,
@@ -445,9 +460,9 @@ def spec_from_dict(data: Mapping[str, Any] | TensorSpec, limits: Limits | None =
         name=name,
         params=MappingProxyType(_params(SCHEMES[scheme], data.get("params"))),
         layout=layout,
-        in_axis=_int(_given(data, "in_axis", -2), "in_axis"),
-        out_axis=_int(_given(data, "out_axis", -1), "out_axis"),
-        batch_axis=tuple(_int(b, "batch_axis") for b in batch_axis),
+        in_axis=_axes(_given(data, "in_axis", -2), "in_axis"),
+        out_axis=_axes(_given(data, "out_axis", -1), "out_axis"),
+        batch_axis=(batch_axis,) if isinstance(batch_axis, int) else batch_axis,
         stream=stream_id_from_name(name) if stream is None else _uint64(stream, "stream"),
     )
     _check_scheme_rules(spec)

@@ -34,6 +34,8 @@ SCHEME_PARAM_MESSAGES = {
     for field in _SPEC_DESCRIPTOR.oneofs_by_name["scheme"].fields
 }
 #: Spec fields the engine knows, besides scheme and params.
+#: Engine axis field -> the message field that carries it as a sequence (JAX in_axis=(0, 1)).
+_AXIS_LISTS = {"in_axis": "in_axes", "out_axis": "out_axes"}
 _TOP_LEVEL = ("name", "shape", "dtype", "seed", "layout", "in_axis", "out_axis", "batch_axis", "stream")
 
 
@@ -136,6 +138,11 @@ def spec_to_dict(message: spec_pb2.TensorSpec, default_seed: int | None = None) 
     for name in ("in_axis", "out_axis", "stream"):
         if message.HasField(name):
             data[name] = getattr(message, name)
+    for name, plural in _AXIS_LISTS.items():  # a sequence of axes arrives in its own field
+        if message.HasField(plural):
+            if name in data:
+                raise SpecError(name, f"give either {name} or {plural}, not both")
+            data[name] = list(getattr(message, plural).axes)
     if len(message.batch_axis):
         data["batch_axis"] = list(message.batch_axis)
     data["params"] = params_to_dict(getattr(message, scheme))
@@ -237,10 +244,20 @@ def spec_from_any(spec: Any) -> spec_pb2.TensorSpec:
                 raise SpecError(name, f"must be in [0, 2**64 - 1], got {value}")
             setattr(message, name, value)
     for name in ("in_axis", "out_axis"):
-        if spec.get(name) is not None:
-            setattr(message, name, _as_int(spec[name], name))
-    if spec.get("batch_axis"):
-        message.batch_axis.extend(_as_int(b, "batch_axis") for b in spec["batch_axis"])
+        value = spec.get(name)
+        if value is None:
+            continue
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            setattr(message, name, _as_int(value, name))
+        else:
+            axis_list = getattr(message, _AXIS_LISTS[name])
+            axis_list.SetInParent()
+            axis_list.axes.extend(_as_int(a, name) for a in value)
+    batch_axis = spec.get("batch_axis")
+    if batch_axis is not None and not isinstance(batch_axis, (str, bytes)) and not hasattr(batch_axis, "__iter__"):
+        batch_axis = [batch_axis]  # a bare int is one batch axis, as in JAX
+    if batch_axis:
+        message.batch_axis.extend(_as_int(b, "batch_axis") for b in batch_axis)
     return message
 
 

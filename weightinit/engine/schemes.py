@@ -252,14 +252,17 @@ def _orthogonal_matrix(draw: Draw, rows: int, cols: int) -> np.ndarray:
 
 
 def orthogonal(spec: TensorSpec, draw: Draw) -> Plan:
-    """gain * Q. torch: rows = shape[0], cols = numel / rows. JAX (column_axis given): the
-    (numel / shape[c], shape[c]) matrix, its last axis moved back to c."""
+    """gain * Q. torch layout: rows = shape[0], cols = numel / rows (torch.nn.init.orthogonal_).
+    JAX (column_axis = c given): the (numel / shape[c], shape[c]) matrix, its last axis moved back
+    to c. keras layout without column_axis: keras.initializers.Orthogonal's (prod(shape[:-1]),
+    shape[-1]), i.e. column_axis = -1 (since algorithm version 2)."""
     shape = spec.shape
-    if "column_axis" not in spec.params:
+    column_axis = spec.params.get("column_axis", -1 if spec.layout == "keras" else None)
+    if column_axis is None:
         rows = shape[0]
         q = _orthogonal_matrix(draw, rows, spec.numel // rows)
         return DensePlan((_gain(spec) * q).reshape(-1))
-    axis = spec.params["column_axis"] % len(shape)
+    axis = column_axis % len(shape)
     n_cols = shape[axis]
     n_rows = spec.numel // n_cols
     if n_rows < n_cols:

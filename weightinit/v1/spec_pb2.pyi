@@ -95,8 +95,14 @@ TRUNCATION_BOUNDS_UNSPECIFIED: TruncationBounds
 TRUNCATION_BOUNDS_ABSOLUTE: TruncationBounds
 TRUNCATION_BOUNDS_STD: TruncationBounds
 
+class AxisList(_message.Message):
+    __slots__ = ("axes",)
+    AXES_FIELD_NUMBER: _ClassVar[int]
+    axes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, axes: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class TensorSpec(_message.Message):
-    __slots__ = ("name", "shape", "dtype", "seed", "layout", "in_axis", "out_axis", "batch_axis", "stream", "zeros", "ones", "constant", "uniform", "normal", "truncated_normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "lecun_uniform", "lecun_normal", "variance_scaling", "orthogonal", "sparse", "eye", "dirac", "delta_orthogonal", "torch_default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
+    __slots__ = ("name", "shape", "dtype", "seed", "layout", "in_axis", "out_axis", "batch_axis", "stream", "in_axes", "out_axes", "zeros", "ones", "constant", "uniform", "normal", "truncated_normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "lecun_uniform", "lecun_normal", "variance_scaling", "orthogonal", "sparse", "eye", "dirac", "delta_orthogonal", "torch_default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +112,8 @@ class TensorSpec(_message.Message):
     OUT_AXIS_FIELD_NUMBER: _ClassVar[int]
     BATCH_AXIS_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
+    IN_AXES_FIELD_NUMBER: _ClassVar[int]
+    OUT_AXES_FIELD_NUMBER: _ClassVar[int]
     ZEROS_FIELD_NUMBER: _ClassVar[int]
     ONES_FIELD_NUMBER: _ClassVar[int]
     CONSTANT_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +146,8 @@ class TensorSpec(_message.Message):
     out_axis: int
     batch_axis: _containers.RepeatedScalarFieldContainer[int]
     stream: int
+    in_axes: AxisList
+    out_axes: AxisList
     zeros: ZerosParams
     ones: OnesParams
     constant: ConstantParams
@@ -161,7 +171,7 @@ class TensorSpec(_message.Message):
     glorot_normal: GlorotNormalParams
     he_uniform: HeUniformParams
     he_normal: HeNormalParams
-    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[_Union[DataType, str]] = ..., seed: _Optional[int] = ..., layout: _Optional[_Union[Layout, str]] = ..., in_axis: _Optional[int] = ..., out_axis: _Optional[int] = ..., batch_axis: _Optional[_Iterable[int]] = ..., stream: _Optional[int] = ..., zeros: _Optional[_Union[ZerosParams, _Mapping]] = ..., ones: _Optional[_Union[OnesParams, _Mapping]] = ..., constant: _Optional[_Union[ConstantParams, _Mapping]] = ..., uniform: _Optional[_Union[UniformParams, _Mapping]] = ..., normal: _Optional[_Union[NormalParams, _Mapping]] = ..., truncated_normal: _Optional[_Union[TruncatedNormalParams, _Mapping]] = ..., xavier_uniform: _Optional[_Union[XavierUniformParams, _Mapping]] = ..., xavier_normal: _Optional[_Union[XavierNormalParams, _Mapping]] = ..., kaiming_uniform: _Optional[_Union[KaimingUniformParams, _Mapping]] = ..., kaiming_normal: _Optional[_Union[KaimingNormalParams, _Mapping]] = ..., lecun_uniform: _Optional[_Union[LecunUniformParams, _Mapping]] = ..., lecun_normal: _Optional[_Union[LecunNormalParams, _Mapping]] = ..., variance_scaling: _Optional[_Union[VarianceScalingParams, _Mapping]] = ..., orthogonal: _Optional[_Union[OrthogonalParams, _Mapping]] = ..., sparse: _Optional[_Union[SparseParams, _Mapping]] = ..., eye: _Optional[_Union[EyeParams, _Mapping]] = ..., dirac: _Optional[_Union[DiracParams, _Mapping]] = ..., delta_orthogonal: _Optional[_Union[DeltaOrthogonalParams, _Mapping]] = ..., torch_default: _Optional[_Union[TorchDefaultParams, _Mapping]] = ..., glorot_uniform: _Optional[_Union[GlorotUniformParams, _Mapping]] = ..., glorot_normal: _Optional[_Union[GlorotNormalParams, _Mapping]] = ..., he_uniform: _Optional[_Union[HeUniformParams, _Mapping]] = ..., he_normal: _Optional[_Union[HeNormalParams, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[_Union[DataType, str]] = ..., seed: _Optional[int] = ..., layout: _Optional[_Union[Layout, str]] = ..., in_axis: _Optional[int] = ..., out_axis: _Optional[int] = ..., batch_axis: _Optional[_Iterable[int]] = ..., stream: _Optional[int] = ..., in_axes: _Optional[_Union[AxisList, _Mapping]] = ..., out_axes: _Optional[_Union[AxisList, _Mapping]] = ..., zeros: _Optional[_Union[ZerosParams, _Mapping]] = ..., ones: _Optional[_Union[OnesParams, _Mapping]] = ..., constant: _Optional[_Union[ConstantParams, _Mapping]] = ..., uniform: _Optional[_Union[UniformParams, _Mapping]] = ..., normal: _Optional[_Union[NormalParams, _Mapping]] = ..., truncated_normal: _Optional[_Union[TruncatedNormalParams, _Mapping]] = ..., xavier_uniform: _Optional[_Union[XavierUniformParams, _Mapping]] = ..., xavier_normal: _Optional[_Union[XavierNormalParams, _Mapping]] = ..., kaiming_uniform: _Optional[_Union[KaimingUniformParams, _Mapping]] = ..., kaiming_normal: _Optional[_Union[KaimingNormalParams, _Mapping]] = ..., lecun_uniform: _Optional[_Union[LecunUniformParams, _Mapping]] = ..., lecun_normal: _Optional[_Union[LecunNormalParams, _Mapping]] = ..., variance_scaling: _Optional[_Union[VarianceScalingParams, _Mapping]] = ..., orthogonal: _Optional[_Union[OrthogonalParams, _Mapping]] = ..., sparse: _Optional[_Union[SparseParams, _Mapping]] = ..., eye: _Optional[_Union[EyeParams, _Mapping]] = ..., dirac: _Optional[_Union[DiracParams, _Mapping]] = ..., delta_orthogonal: _Optional[_Union[DeltaOrthogonalParams, _Mapping]] = ..., torch_default: _Optional[_Union[TorchDefaultParams, _Mapping]] = ..., glorot_uniform: _Optional[_Union[GlorotUniformParams, _Mapping]] = ..., glorot_normal: _Optional[_Union[GlorotNormalParams, _Mapping]] = ..., he_uniform: _Optional[_Union[HeUniformParams, _Mapping]] = ..., he_normal: _Optional[_Union[HeNormalParams, _Mapping]] = ...) -> None: ...
 
 class ZerosParams(_message.Message):
     __slots__ = ()
