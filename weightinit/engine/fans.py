@@ -39,13 +39,15 @@ def keras_fans(shape: Sequence[int]) -> tuple[int, int]:
 Axes = int | Sequence[int]
 
 
-def axes_fans(shape: Sequence[int], in_axis: Axes, out_axis: Axes, batch_axis: Axes) -> tuple[int, int]:
+def axes_fans(shape: Sequence[int], in_axis: Axes, out_axis: Axes,
+              batch_axis: Axes) -> tuple[int | float, int | float]:
     """jax.nn.initializers._compute_fans: in/out/batch sizes are products over their axes (an int is one
-    axis, an empty sequence has size 1); rf = numel / (in * out * batch); (in * rf, out * rf).
+    axis, an empty sequence has size 1); rf = numel / in / out / batch; (in * rf, out * rf).
 
-    Any rank works when the axes fit it (the default in_axis=-2 needs 2 dims, as in JAX); unlike JAX,
-    an axis may be named only once (JAX silently double-counts it), so rf is the product of the
-    unnamed axes, an integer."""
+    Any rank works when the axes fit it (the default in_axis=-2 needs 2 dims, as in JAX). When every
+    axis is named at most once, rf is the (integer) product of the unnamed axes: the same numbers.
+    An axis named twice (flax's default Embed init: out_axis=0 = in_axis=-2 on a 2-D shape) is counted
+    twice, exactly as JAX does, in the same float operations, so the fans may be non-integers."""
     rank = len(shape)
 
     def resolve(axes: Axes, field: str) -> list[int]:
@@ -59,20 +61,19 @@ def axes_fans(shape: Sequence[int], in_axis: Axes, out_axis: Axes, batch_axis: A
     ins = resolve(in_axis, "in_axis")
     outs = resolve(out_axis, "out_axis")
     batch = resolve(batch_axis, "batch_axis")
-    if set(ins) & set(outs) or len(set(ins)) != len(ins) or len(set(outs)) != len(outs):
-        raise FanError("out_axis", "in_axis and out_axis must name distinct axes")
-    named = ins + outs
-    if set(batch) & set(named) or len(set(batch)) != len(batch):
-        raise FanError("batch_axis", "batch axes must be distinct from each other and from in_axis/out_axis")
-    excluded = set(named + batch)
-    receptive = _product(d for axis, d in enumerate(shape) if axis not in excluded)
     in_size = _product(shape[a] for a in ins)
     out_size = _product(shape[a] for a in outs)
-    return in_size * receptive, out_size * receptive
+    batch_size = _product(shape[a] for a in batch)
+    named = ins + outs + batch
+    if len(set(named)) == len(named) or in_size * out_size * batch_size == 0:
+        receptive = _product(d for axis, d in enumerate(shape) if axis not in set(named))
+        return in_size * receptive, out_size * receptive
+    receptive_float = _product(shape) / in_size / out_size / batch_size
+    return in_size * receptive_float, out_size * receptive_float
 
 
 def compute_fans(shape: Sequence[int], layout: str, in_axis: Axes = -2, out_axis: Axes = -1,
-                 batch_axis: Axes = ()) -> tuple[int, int]:
+                 batch_axis: Axes = ()) -> tuple[int | float, int | float]:
     if layout == "torch":
         return torch_fans(shape)
     if layout == "keras":
