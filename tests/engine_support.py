@@ -17,7 +17,7 @@ import numpy as np
 import weightinit as wi
 from weightinit.backends import BACKEND_NAMES, BackendUnavailable, get_backend
 from weightinit.backends.numpy_backend import NumpyBackend
-from weightinit.engine.schemes import ConstantPlan, DensePlan, IndexPlan, RandomPlan
+from weightinit.engine.schemes import ComplexRandomPlan, ConstantPlan, DensePlan, IndexPlan, RandomPlan
 
 GOLDEN_PATH = Path(__file__).resolve().parent / "golden" / "digests.json"
 GOLDEN_FORMAT = 1
@@ -77,8 +77,12 @@ def bits(raw: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def as_float64(raw: np.ndarray, dtype: str) -> np.ndarray:
-    """Storage dtype (bfloat16 as uint16 bits) -> float64 values, exactly."""
+    """Storage dtype (bfloat16 as uint16 bits) -> float64 values, exactly; complex as interleaved
+    (real, imaginary) float64 pairs."""
     raw = np.asarray(raw)
+    if dtype in ("complex64", "complex128"):
+        part = np.float32 if dtype == "complex64" else np.float64
+        return np.ascontiguousarray(raw).reshape(-1).view(part).astype(np.float64)
     if dtype == "bfloat16":
         return (raw.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
     return raw.astype(np.float64)
@@ -112,7 +116,7 @@ def assert_same_bits(got: np.ndarray, want: np.ndarray, what: str = "") -> None:
 
 
 def plan_kind(plan) -> str:
-    if isinstance(plan, RandomPlan):
+    if isinstance(plan, (RandomPlan, ComplexRandomPlan)):
         return "random"
     if isinstance(plan, (IndexPlan, ConstantPlan)):  # functions of the index alone: no words consumed
         return "index"
@@ -288,8 +292,42 @@ def golden_cases() -> list[dict]:
                                                                                         "upper": 0.04}),
         c("multi-block", "uniform", [140000], BF16, seed=42, name="big"),
     ]
+    cases += _complex_cases()
     ids = [case["id"] for case in cases]
     assert len(ids) == len(set(ids)), "golden ids must be unique"
+    return cases
+
+
+def _complex_cases() -> list[dict]:
+    """Every scheme defined for complex (JAX's definitions), in complex64 and complex128."""
+    c = _case
+    cases = []
+    for dtype, seed in (("complex64", 30), ("complex128", 31)):
+        cases += [
+            c("2d", "zeros", [3, 4], dtype),
+            c("rank1", "ones", [5], dtype),
+            c("2d", "constant", [2, 3], dtype, params={"value": -1.5}),
+            c("mean", "normal", [7, 9], dtype, seed=seed, name="c.normal", params={"mean": 0.25, "std": 0.5}),
+            c("torch", "xavier_normal", [6, 10], dtype, seed=seed),
+            c("conv", "kaiming_normal", [8, 4, 3], dtype, seed=seed, params={"nonlinearity": "relu"}),
+            c("axes", "lecun_uniform", [5, 7], dtype, seed=seed, layout="axes", in_axis=[0], out_axis=[1]),
+            c("keras", "lecun_normal", [3, 3, 4, 5], dtype, seed=seed, layout="keras"),
+            c("axes-multi", "glorot_uniform", [4, 6, 2, 3], dtype, seed=seed, layout="axes", in_axis=[0, 1],
+              out_axis=3, batch_axis=2),
+            c("keras", "glorot_normal", [9, 11], dtype, seed=seed, layout="keras"),
+            c("axes-empty-in", "he_uniform", [3, 5, 7], dtype, seed=seed, layout="axes", in_axis=[],
+              out_axis=[1, 2]),
+            c("keras", "he_normal", [2, 2, 3, 4], dtype, seed=seed, layout="keras"),
+            c("normal-geo", "variance_scaling", [10, 30], dtype, seed=seed, layout="axes",
+              params={"scale": 2.0, "mode": "fan_geo_avg", "distribution": "normal"}),
+            c("uniform-out", "variance_scaling", [12, 5], dtype, seed=seed, layout="keras",
+              params={"scale": 0.5, "mode": "fan_out", "distribution": "uniform"}),
+            c("tall", "orthogonal", [6, 4], dtype, seed=seed),
+            c("keras-wide", "orthogonal", [2, 3, 8], dtype, seed=seed, layout="keras", params={"gain": 1.5}),
+            c("wide", "eye", [3, 5], dtype, params={"gain": 2.0}),
+            c("conv1d", "dirac", [4, 2, 3], dtype),
+            c("keras", "delta_orthogonal", [3, 4, 6], dtype, seed=seed, layout="keras"),
+        ]
     return cases
 
 
@@ -302,7 +340,9 @@ def _pre_qr_case(case: dict) -> dict:
         torch_layout = spec.get("layout", "torch") == "torch"
         out_ch, in_ch = (shape[0], shape[1]) if torch_layout else (shape[-1], shape[-2])
         shape = [out_ch, in_ch]
-    pre = {"scheme": "normal", "shape": shape, "dtype": "float64", "seed": spec.get("seed", 0),
+    complex_values = spec["dtype"] in ("complex64", "complex128")  # a complex normal: parts N(0, 1/2)
+    pre = {"scheme": "normal", "shape": shape, "dtype": "complex128" if complex_values else "float64",
+           "seed": spec.get("seed", 0),
            "name": spec.get("name", "")}
     if "stream" in spec:
         pre["stream"] = spec["stream"]
@@ -332,7 +372,7 @@ def compute_entry(case: dict, backend: str = "numpy") -> dict:
              "numel": spec.numel, "nbytes": spec.nbytes, "key": [str(spec.seed), str(spec.stream)]}
     if kind == "random":
         entry["kernel"] = {"kind": compiled.plan.kernel.kind, "params": list(compiled.plan.kernel.params),
-                           "sparse_mask": compiled.plan.mask is not None}
+                           "sparse_mask": getattr(compiled.plan, "mask", None) is not None}
     if not exact:
         values = as_float64(raw, spec.dtype).reshape(-1)
         atol = QR_ATOL

@@ -177,6 +177,8 @@ def safetensors_header(entries: list[tuple[str, str, list[int], int]], metadata:
     header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
     offset = 0
     for name, dtype, shape, nbytes in entries:
+        if dtype not in SAFETENSORS_DTYPE:
+            raise wi.SpecError("dtype", f"{dtype} has no safetensors dtype; write .npy or raw bytes instead")
         header[name] = {"dtype": SAFETENSORS_DTYPE[dtype], "shape": shape, "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -410,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(as ml_dtypes' '<V2' when ml_dtypes is installed).")
     gen.add_argument("--scheme", help="scheme name, e.g. kaiming_normal (see `weightinit describe`)")
     gen.add_argument("--shape", nargs="+", metavar="D", help="dimensions, e.g. --shape 512 256")
-    gen.add_argument("--dtype", help="float32 (default), float64, float16 or bfloat16")
+    gen.add_argument("--dtype", help="float32 (default), float64, float16, bfloat16, complex64 or complex128")
     gen.add_argument("--seed", help="uint64 seed (default 0)")
     gen.add_argument("--name", help="tensor name; the random stream derives from it (default empty)")
     gen.add_argument("--layout", help="torch (default), keras or axes")

@@ -16,11 +16,12 @@ from .engine.fans import NONLINEARITIES, FanError, compute_fans
 from .engine.philox import MASK64, stream_id_from_name
 from .engine.transforms import truncated_mass
 
-DTYPES = ("float32", "float64", "float16", "bfloat16")
+DTYPES = ("float32", "float64", "float16", "bfloat16", "complex64", "complex128")
+COMPLEX_DTYPES = ("complex64", "complex128")
 DTYPE_ALIASES = {"fp32": "float32", "f32": "float32", "fp64": "float64", "f64": "float64",
                  "double": "float64", "fp16": "float16", "f16": "float16", "half": "float16",
-                 "bf16": "bfloat16"}
-ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+                 "bf16": "bfloat16", "c64": "complex64", "c128": "complex128"}
+ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "complex64": 8, "complex128": 16}
 LAYOUTS = ("torch", "keras", "axes")
 FAN_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
@@ -170,6 +171,14 @@ SCHEMES: Mapping[str, SchemeInfo] = MappingProxyType(dict([
             (_p("fan_in", "int", None, doc="fan-in of the layer's weight (required for 1-D bias)",
                 check=_non_negative),)),
 ]))
+
+
+#: Schemes defined for complex dtypes (JAX's complex definitions: jax.random.normal's complex normal,
+#: variance scaling's disc / polar truncated normal, QR of a complex normal; torch's complex normal_ for
+#: xavier_normal / kaiming_normal; constants and index patterns with imaginary part 0).
+COMPLEX_SCHEMES = ("zeros", "ones", "constant", "normal", "xavier_normal", "kaiming_normal", "lecun_uniform",
+                   "lecun_normal", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "variance_scaling",
+                   "orthogonal", "eye", "dirac", "delta_orthogonal")
 
 
 # ---------------------------------------------------------------------------
@@ -335,6 +344,9 @@ def _check_scheme_rules(spec: TensorSpec) -> None:
                                      ("batch_axis", spec.batch_axis, ())):
             if value != default:
                 raise SpecError(name, f"is only used with layout=axes (layout is {spec.layout})")
+    if spec.dtype in COMPLEX_DTYPES and spec.scheme not in COMPLEX_SCHEMES:
+        raise SpecError("dtype", f"{spec.dtype} is not defined for {spec.scheme} (as in JAX, where uniform and "
+                                 f"truncated_normal are real only); complex schemes: {', '.join(COMPLEX_SCHEMES)}")
     if info.ranks is not None and rank not in info.ranks:
         allowed = ", ".join(f"{r}-D" for r in info.ranks)
         raise SpecError("shape", f"{spec.scheme} needs a {allowed} shape, got {rank}-D")
@@ -370,9 +382,10 @@ def _check_scheme_rules(spec: TensorSpec) -> None:
             raise SpecError("shape", f"delta_orthogonal needs out channels ({fan_out}) >= in channels ({fan_in})")
 
 
-#: Largest finite value of each dtype.
+#: Largest finite value of each dtype (of each part, for complex).
 DTYPE_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308,
-             "float16": 65504.0, "bfloat16": 3.3895313892515355e38}
+             "float16": 65504.0, "bfloat16": 3.3895313892515355e38,
+             "complex64": 3.4028234663852886e38, "complex128": 1.7976931348623157e308}
 
 
 class _NeedsDraws(Exception):
@@ -389,16 +402,19 @@ def _check_values_fit(spec: TensorSpec) -> None:
     Plans that need draws to be built (the QR schemes) are bounded by their gain and skipped."""
     if not spec.info.random or spec.numel == 0:
         return
-    from .engine.schemes import BUILDERS, RandomPlan  # the derived scalars live with the schemes
-    from .engine.transforms import kernel_magnitude
+    from .engine.schemes import BUILDERS, ComplexRandomPlan, RandomPlan  # derived scalars live with the schemes
+    from .engine.transforms import complex_kernel_magnitude, kernel_magnitude
 
     try:
         plan = BUILDERS[spec.scheme](spec, _no_draws)
     except _NeedsDraws:
         return
-    if not isinstance(plan, RandomPlan):
+    if isinstance(plan, ComplexRandomPlan):
+        magnitude = complex_kernel_magnitude(plan.kernel)
+    elif isinstance(plan, RandomPlan):
+        magnitude = kernel_magnitude(plan.kernel)
+    else:
         return
-    magnitude = kernel_magnitude(plan.kernel)
     if not math.isfinite(magnitude):
         raise SpecError("params", "the scale or bounds derived from these parameters overflow binary64")
     if magnitude > DTYPE_MAX[spec.dtype]:

@@ -24,6 +24,8 @@ DTYPE_TO_PROTO = {
     "float64": spec_pb2.DATA_TYPE_FP64,
     "float16": spec_pb2.DATA_TYPE_FP16,
     "bfloat16": spec_pb2.DATA_TYPE_BF16,
+    "complex64": spec_pb2.DATA_TYPE_COMPLEX64,
+    "complex128": spec_pb2.DATA_TYPE_COMPLEX128,
 }
 PROTO_TO_DTYPE = {value: name for name, value in DTYPE_TO_PROTO.items()}
 
@@ -90,7 +92,8 @@ def dtype_from_proto(number: int) -> str | None:
     if number == 0:
         return None
     if number not in PROTO_TO_DTYPE:
-        raise SpecError("dtype", f"unknown DataType value {number} (allowed: FP32, FP64, FP16, BF16)")
+        raise SpecError("dtype", f"unknown DataType value {number} (allowed: FP32, FP64, FP16, BF16, "
+                                 "COMPLEX64, COMPLEX128)")
     return PROTO_TO_DTYPE[number]
 
 

@@ -14,6 +14,8 @@ class DataType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DATA_TYPE_FP64: _ClassVar[DataType]
     DATA_TYPE_FP16: _ClassVar[DataType]
     DATA_TYPE_BF16: _ClassVar[DataType]
+    DATA_TYPE_COMPLEX64: _ClassVar[DataType]
+    DATA_TYPE_COMPLEX128: _ClassVar[DataType]
 
 class Layout(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -64,6 +66,8 @@ DATA_TYPE_FP32: DataType
 DATA_TYPE_FP64: DataType
 DATA_TYPE_FP16: DataType
 DATA_TYPE_BF16: DataType
+DATA_TYPE_COMPLEX64: DataType
+DATA_TYPE_COMPLEX128: DataType
 LAYOUT_UNSPECIFIED: Layout
 LAYOUT_TORCH: Layout
 LAYOUT_KERAS: Layout
