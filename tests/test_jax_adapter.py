@@ -236,3 +236,69 @@ def test_flax_nnx_linear():
     kernel = np.asarray(layer.kernel[...], dtype=np.float64)
     assert kernel.shape == (30, 20) and np.max(np.abs(kernel.T @ kernel - np.eye(20))) < 1e-5
     assert np.array_equal(np.asarray(layer.bias[...]), np.full(20, 0.5, np.float32))
+
+
+# ---------------------------------------------------------------------------
+# complex dtypes: JAX's definitions
+
+
+def complex_pair(builder_name, *args, shape=(40, 7, 50), **kwargs):
+    ours = np.asarray(getattr(wj, builder_name)(*args, **kwargs)(jax.random.key(21), shape, jnp.complex64))
+    theirs = np.asarray(getattr(reference, builder_name)(*args, **kwargs)(jax.random.key(22), shape, jnp.complex64))
+    assert ours.dtype == theirs.dtype == np.complex64 and ours.shape == theirs.shape
+    return ours.astype(np.complex128), theirs.astype(np.complex128)
+
+
+@pytest.mark.parametrize("builder,args,kwargs", [
+    ("variance_scaling", (0.8, "fan_in", "uniform"), {"in_axis": (0, 1), "out_axis": 2}),
+    ("variance_scaling", (0.8, "fan_avg", "normal"), {"in_axis": (), "out_axis": (1, 2)}),
+    ("variance_scaling", (0.8, "fan_geo_avg", "truncated_normal"), {"batch_axis": 0}),
+    ("glorot_uniform", (), {}), ("he_normal", (), {"in_axis": (0, 1)}), ("lecun_normal", (), {}),
+    ("normal", (0.3,), {}),
+])
+def test_complex_matches_jax(builder, args, kwargs):
+    """Real parts, imaginary parts and moduli have JAX's distributions; each part's variance is half of E|z|^2."""
+    ours, theirs = complex_pair(builder, *args, **kwargs)
+    for part in (np.real, np.imag, np.abs):
+        assert_same_distribution(part(ours), part(theirs))
+    assert abs(ours.real.var() - ours.imag.var()) < 0.06 * np.mean(np.abs(ours) ** 2)
+    assert abs(ours.mean()) < 0.05 * math.sqrt(np.mean(np.abs(ours) ** 2))
+
+
+def test_complex_variance_scaling_scales():
+    """E|z|^2 = scale / fan for uniform and normal; the disc has radius sqrt(2 scale / fan). JAX's truncated
+    normal divides by 0.95311164380491208 = sqrt(1 - 5 e^-4), not by the truncated distribution's own
+    sqrt(E|z|^2) = sqrt((1 - 5 e^-4) / (1 - e^-4)), so its E|z|^2 is scale / fan times their ratio; its
+    modulus is at most 2 / 0.95311164380491208 sqrt(scale / fan)."""
+    shape, fan = (60, 70, 30), 60 * 30
+    truncated_ratio = (1 - 5 * math.exp(-4)) / (1 - math.exp(-4)) / 0.95311164380491208 ** 2
+    for distribution in ("uniform", "normal", "truncated_normal"):
+        z = np.asarray(wj.variance_scaling(2.0, "fan_in", distribution, in_axis=0, out_axis=1)(
+            jax.random.key(3), shape, jnp.complex64)).astype(np.complex128)
+        variance = 2.0 / fan * (truncated_ratio if distribution == "truncated_normal" else 1.0)
+        assert abs(np.mean(np.abs(z) ** 2) / variance - 1) < 0.01, distribution
+        assert abs(z.real.var() / (variance / 2) - 1) < 0.02 and abs(z.imag.var() / (variance / 2) - 1) < 0.02
+        if distribution == "uniform":
+            assert np.abs(z).max() <= math.sqrt(2 * 2.0 / fan) * (1 + 1e-6)
+        if distribution == "truncated_normal":
+            assert np.abs(z).max() <= 2 / 0.95311164380491208 * math.sqrt(2.0 / fan) * (1 + 1e-6)
+
+
+def test_complex_orthogonal_is_unitary_and_uniform_refuses_complex():
+    q = np.asarray(wj.orthogonal()(jax.random.key(1), (7, 4), jnp.complex64)).astype(np.complex128)
+    assert np.max(np.abs(q.conj().T @ q - np.eye(4))) < 1e-5 and np.abs(q.imag).max() > 0.05
+    d = np.asarray(wj.delta_orthogonal()(jax.random.key(1), (3, 3, 4), jnp.complex64)).astype(np.complex128)
+    centre = d[1]
+    assert np.max(np.abs(centre @ centre.conj().T - np.eye(3))) < 1e-5
+    with pytest.raises(ValueError, match="dtype"):
+        wj.uniform()(jax.random.key(0), (3,), jnp.complex64)
+    with pytest.raises((ValueError, TypeError)):   # JAX refuses it too
+        reference.uniform()(jax.random.key(0), (3,), jnp.complex64)
+
+
+def test_complex_named_bytes_equal_weightinit_generate():
+    got = np.asarray(wj.glorot_normal(in_axis=(0, 1), out_axis=2, name="c.kernel")(jax.random.key(5), (3, 4, 6),
+                                                                                     jnp.complex64))
+    want = wi.generate({"scheme": "glorot_normal", "shape": [3, 4, 6], "dtype": "complex64", "seed": 5,
+                        "name": "c.kernel", "layout": "axes", "in_axis": [0, 1], "out_axis": 2})
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes()

@@ -6,7 +6,10 @@ is N(0, stddev^2); ``truncated_normal(stddev, lower, upper)`` cuts at lower/uppe
 ``variance_scaling`` and its presets take ``in_axis``/``out_axis``/``batch_axis`` as ints or sequences;
 ``xavier_*``/``kaiming_*`` are JAX's aliases of ``glorot_*``/``he_*`` (so ``*_normal`` is truncated,
 unlike torch.nn.init); ``orthogonal``/``delta_orthogonal`` take ``column_axis``.
-``dtype=None`` means JAX's default float dtype. Usable as ``kernel_init=`` in flax.linen and flax.nnx.
+``dtype=None`` means JAX's default float dtype. Complex dtypes follow JAX's complex definitions (normal:
+each part variance stddev^2 / 2; variance_scaling: a uniform disc, a complex normal, or a normal truncated
+in modulus; orthogonal: unitary); ``uniform``/``truncated_normal`` refuse complex, as JAX does.
+Usable as ``kernel_init=`` in flax.linen and flax.nnx.
 
 Key -> (seed, stream). The key's data (``jax.random.key_data``: uint32 words ``w0, w1, ...``) gives
 ``seed = w0 * 2**32 + w1``, so ``jax.random.key(s)`` and ``jax.random.PRNGKey(s)`` mean seed ``s``
@@ -40,7 +43,8 @@ __all__ = [
 
 Axes = int | Sequence[int]
 #: JAX dtype name -> the engine's dtype name.
-_ENGINE_DTYPES = {"float32": "float32", "float64": "float64", "float16": "float16", "bfloat16": "bfloat16"}
+_ENGINE_DTYPES = {"float32": "float32", "float64": "float64", "float16": "float16", "bfloat16": "bfloat16",
+                  "complex64": "complex64", "complex128": "complex128"}
 
 
 def key_to_seed_stream(key: Any, name: str | None = None) -> tuple[int, int]:
