@@ -207,3 +207,19 @@ def test_keras_orthogonal_matches_keras_statistics():
 
 def test_algorithm_version_two():
     assert wi.ALGORITHM_VERSION == 2
+
+
+def test_cli_takes_several_or_no_axes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "w.npy"
+    result = subprocess.run([sys.executable, "-m", "weightinit", "generate", "--scheme", "glorot_uniform", "--shape",
+                             "3", "4", "5", "--layout", "axes", "--in-axis", "--out-axis", "1", "2", "--batch-axis",
+                             "0", "--seed", "9", "-o", str(out)], capture_output=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    want = wi.generate({"scheme": "glorot_uniform", "shape": [3, 4, 5], "layout": "axes", "in_axis": [],
+                        "out_axis": [1, 2], "batch_axis": [0], "seed": 9})
+    assert np.load(out).tobytes() == want.tobytes()
