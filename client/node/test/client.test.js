@@ -34,6 +34,9 @@ const SPECS = [
     params: { scale: 2, mode: 'fan_avg', distribution: 'uniform' } },
   { scheme: 'orthogonal', shape: [32, 48], name: 'q', params: { gain: 1.5 } },
   { scheme: 'uniform', shape: [600000], name: 'multi-chunk', params: { low: -1, high: 1 } },
+  // JAX axis lists (one empty) and a bare-int batch axis; a complex dtype
+  { scheme: 'glorot_normal', shape: [3, 4, 5, 6], dtype: 'complex64', seed: 5, layout: 'axes', in_axis: [],
+    out_axis: [1, 3], batch_axis: 2 },
 ];
 
 const opts = { skip: SERVER ? false : 'set WEIGHTINIT_SERVER=host:port to run against a server' };
