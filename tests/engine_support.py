@@ -28,7 +28,8 @@ QR_SCHEMES = ("orthogonal", "delta_orthogonal")
 QR_ATOL = 1e-6
 
 ITEM_SIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
-UINT_OF = {"float32": np.uint32, "float64": np.uint64, "float16": np.uint16, "bfloat16": np.uint16}
+UINT_OF = {"float32": np.uint32, "float64": np.uint64, "float16": np.uint16, "bfloat16": np.uint16,
+           "complex64": np.uint32, "complex128": np.uint64}  # complex: the words of both parts
 
 
 # ---------------------------------------------------------------------------
@@ -73,7 +74,10 @@ def digest(raw: np.ndarray) -> str:
 
 def bits(raw: np.ndarray, dtype: str) -> np.ndarray:
     """The storage words of an array (exact comparison that tells +0 from -0)."""
-    return np.ascontiguousarray(raw).view(UINT_OF[dtype])
+    raw = np.ascontiguousarray(raw)
+    if dtype in ("complex64", "complex128"):  # (real, imaginary) words side by side on a new last axis
+        return raw.reshape(raw.shape + (1,)).view(UINT_OF[dtype])
+    return raw.view(UINT_OF[dtype])
 
 
 def as_float64(raw: np.ndarray, dtype: str) -> np.ndarray:
