@@ -19,6 +19,10 @@ Key -> (seed, stream). The key's data (``jax.random.key_data``: uint32 words ``w
 name and seed; without a name it is the stream of the empty name (again ``weightinit.generate``'s
 default) for a 64-bit key, and ``w2 * 2**32 + w3`` for a 128-bit key (``impl="rbg"``).
 
+Fans are JAX's ``_compute_fans`` (an axis named twice counts twice, as in flax's default ``Embed``
+init). One difference: the engine divides by ``max(1, fan)`` (Keras' guard); JAX divides by the fan
+itself, which differs only when a repeated axis makes a fan smaller than 1.
+
 Under ``jax.jit`` the key is a tracer: the values are computed on the host through
 ``jax.pure_callback`` (the spec is validated first, so bad arguments raise before tracing ends).
 """
