@@ -590,6 +590,21 @@ class NumbaBackend(Backend):
                 if not helper.cancel():  # still queued behind other work: nothing left for it
                     helper.result()
 
+    def complex_values(self, kernel, key, start, count):
+        """The two real parts (complex normal) or the two uniforms (polar forms) by the compiled kernels,
+        on substreams 0 and 2; the polar map is the reference's, on those exact uniforms."""
+        from ..engine.philox import SUBSTREAM_COMPLEX
+
+        real_kernel, imag_kernel = T.complex_parts(kernel)
+        first, second = np.empty(count, np.float64), np.empty(count, np.float64)
+        fill(real_kernel, key, start, first, "float64")
+        fill(imag_kernel, key, start, second, "float64", SUBSTREAM_COMPLEX)
+        if kernel.kind != T.COMPLEX_NORMAL:
+            first, second = T.polar_from_uniforms(kernel, first, second)
+        values = np.empty(count, dtype=np.complex128)
+        values.real, values.imag = first, second
+        return values
+
     def warmup(self, dtypes=("float32", "float64", "float16", "bfloat16")) -> None:
         """Compile (or load from the disk cache) every kernel for ``dtypes`` now."""
         kernels = (T.uniform_kernel(0.0, 1.0), T.normal_kernel(0.0, 1.0),

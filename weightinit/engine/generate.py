@@ -9,9 +9,8 @@ import numpy as np
 
 from ..backends import Backend, get_backend, storage_dtype
 from ..spec import DEFAULT_LIMITS, Limits, SpecError, TensorSpec, spec_from_dict
-from .philox import SUBSTREAM_COMPLEX, SUBSTREAM_VALUES, philox_words
 from .schemes import ComplexRandomPlan, ConstantPlan, DensePlan, IndexPlan, Plan, RandomPlan, build_plan
-from .transforms import COMPLEX_KINDS, Kernel, apply_complex_kernel, round_to_storage
+from .transforms import COMPLEX_KINDS, Kernel, round_to_storage
 
 #: Bump on any change that alters output bytes; the golden digests pin it (history: docs/rng.md).
 ALGORITHM_VERSION = 2
@@ -39,7 +38,8 @@ class CompiledSpec:
             if plan.mask is not None:
                 out[plan.mask.zeros_in(start, stop)] = 0
         elif isinstance(plan, ComplexRandomPlan):
-            out[...] = round_to_storage(complex_values(plan.kernel, self.spec.key, start, out.size), dtype)
+            out[...] = round_to_storage(self.backend.complex_values(plan.kernel, self.spec.key, start, out.size),
+                                        dtype)
         elif isinstance(plan, ConstantPlan):
             out.fill(round_to_storage(np.array([plan.value]), dtype)[0])
         elif isinstance(plan, IndexPlan):
@@ -54,17 +54,6 @@ class CompiledSpec:
         return self.fill(start, np.empty(stop - start, dtype=storage_dtype(self.spec.dtype)))
 
 
-def complex_values(kernel: Kernel, key: tuple[int, int], start: int, count: int) -> np.ndarray:
-    """complex128 elements [start, start + count) of a complex kernel: element i from word i of
-    substreams 0 and 2. Every backend computes these with the NumPy reference transforms (the Numba
-    and CUDA kernels have no complex variants yet), so the bytes are the same everywhere."""
-    real, imag = apply_complex_kernel(kernel, philox_words(key, start, count, SUBSTREAM_VALUES),
-                                      philox_words(key, start, count, SUBSTREAM_COMPLEX))
-    values = np.empty(count, dtype=np.complex128)
-    values.real, values.imag = real, imag
-    return values
-
-
 def as_spec(spec: TensorSpec | Mapping, limits: Limits | None = DEFAULT_LIMITS) -> TensorSpec:
     return spec if isinstance(spec, TensorSpec) else spec_from_dict(spec, limits)
 
@@ -76,7 +65,7 @@ def compile_spec(spec: TensorSpec | Mapping, backend: str | Backend | None = Non
 
     def draw(kernel: Kernel, count: int) -> np.ndarray:
         if kernel.kind in COMPLEX_KINDS:
-            return complex_values(kernel, spec.key, 0, count)
+            return engine.complex_values(kernel, spec.key, 0, count)
         return engine.random(kernel, spec.key, 0, count, "float64")
 
     return CompiledSpec(spec, build_plan(spec, draw), engine)

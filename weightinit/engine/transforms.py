@@ -336,19 +336,35 @@ def sincos_turns(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sin, cos
 
 
+def complex_parts(kernel: Kernel) -> tuple[Kernel, Kernel]:
+    """The real kernels a complex kernel applies to w0 and to w2: for complex_normal the two parts
+    themselves; for the polar forms uniform01 (uniform(0, 1): 0 + 1 * u is u exactly), which
+    :func:`polar_from_uniforms` turns into (real, imaginary)."""
+    if kernel.kind == COMPLEX_NORMAL:
+        return normal_kernel(kernel.params[0], kernel.params[1]), normal_kernel(0.0, kernel.params[1])
+    if kernel.kind in (COMPLEX_DISC, COMPLEX_TRUNCATED):
+        return uniform_kernel(0.0, 1.0), uniform_kernel(0.0, 1.0)
+    raise ValueError(f"unknown complex kernel kind {kernel.kind!r}")
+
+
+def polar_from_uniforms(kernel: Kernel, u0: np.ndarray, u2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(real, imaginary) of a polar complex kernel from u0 = uniform01(w0), u2 = uniform01(w2)."""
+    p = kernel.params
+    if kernel.kind == COMPLEX_DISC:
+        radius = p[0] * np.sqrt(2.0 * u0)
+    else:
+        radius = p[0] * np.sqrt(-log_positive(1.0 - p[1] * u0))
+    sin, cos = sincos_turns(u2)
+    return radius * cos, radius * sin
+
+
 def apply_complex_kernel(kernel: Kernel, w0: np.ndarray, w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The reference float64 (real, imaginary) parts of a complex kernel for words w0, w2."""
-    p = kernel.params
+    real_kernel, imag_kernel = complex_parts(kernel)
+    first, second = apply_kernel(real_kernel, w0), apply_kernel(imag_kernel, w2)
     if kernel.kind == COMPLEX_NORMAL:
-        return p[0] + p[1] * ndtri(open_uniform(w0)), p[1] * ndtri(open_uniform(w2))
-    if kernel.kind == COMPLEX_DISC:
-        radius = p[0] * np.sqrt(2.0 * uniform01(w0))
-    elif kernel.kind == COMPLEX_TRUNCATED:
-        radius = p[0] * np.sqrt(-log_positive(1.0 - p[1] * uniform01(w0)))
-    else:
-        raise ValueError(f"unknown complex kernel kind {kernel.kind!r}")
-    sin, cos = sincos_turns(uniform01(w2))
-    return radius * cos, radius * sin
+        return first, second
+    return polar_from_uniforms(kernel, first, second)
 
 
 def complex_kernel_magnitude(kernel: Kernel) -> float:
