@@ -166,7 +166,7 @@ def test_key_mapping():
     words = np.asarray(jax.random.key_data(rbg))
     assert wj.key_to_seed_stream(rbg) == (int(words[0]) << 32 | int(words[1]), int(words[2]) << 32 | int(words[3]))
     # unnamed, 64-bit key: weightinit.generate's default (empty-name) stream
-    got = np.asarray(wj.glorot_uniform()(jax.random.key(42), (6, 7)))
+    got = np.asarray(wj.glorot_uniform()(jax.random.key(42), (6, 7), jnp.float32))
     assert got.tobytes() == wi.generate({"scheme": "glorot_uniform", "shape": [6, 7], "seed": 42,
                                          "layout": "axes"}).tobytes()
     with pytest.raises(ValueError, match="key"):
@@ -302,3 +302,56 @@ def test_complex_named_bytes_equal_weightinit_generate():
     want = wi.generate({"scheme": "glorot_normal", "shape": [3, 4, 6], "dtype": "complex64", "seed": 5,
                         "name": "c.kernel", "layout": "axes", "in_axis": [0, 1], "out_axis": 2})
     assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+# ---------------------------------------------------------------------------
+# The cases of JAX's own initializer tests (tests/nn_test.py: shapes x dtypes per name), through weightinit.jax
+
+JAX_SHAPES = [(2,), (2, 2), (2, 3), (3, 2), (2, 3, 4), (4, 3, 2), (2, 3, 4, 5)]
+FLOATING = [jnp.bfloat16, jnp.float16, jnp.float32] + ([jnp.float64] if jax.config.jax_enable_x64 else [])
+INEXACT = FLOATING + [jnp.complex64] + ([jnp.complex128] if jax.config.jax_enable_x64 else [])
+JAX_RECORDS = [  # name, builder, dtypes, ranks
+    ("uniform", wj.uniform, FLOATING, (1, 4)), ("normal", wj.normal, INEXACT, (1, 4)),
+    ("he_normal", wj.he_normal, INEXACT, (2, 4)), ("he_uniform", wj.he_uniform, INEXACT, (2, 4)),
+    ("glorot_normal", wj.glorot_normal, INEXACT, (2, 4)), ("glorot_uniform", wj.glorot_uniform, INEXACT, (2, 4)),
+    ("lecun_normal", wj.lecun_normal, INEXACT, (2, 4)), ("lecun_uniform", wj.lecun_uniform, INEXACT, (2, 4)),
+    ("orthogonal", wj.orthogonal, FLOATING, (2, 2)), ("truncated_normal", wj.truncated_normal, FLOATING, (1, 4)),
+    ("delta_orthogonal", wj.delta_orthogonal, FLOATING, (4, 4)),
+    ("variance_scaling_fan_geo_avg", lambda dtype=None: wj.variance_scaling(1, "fan_geo_avg", "normal",
+                                                                            dtype=dtype), FLOATING, (2, 4)),
+]
+JAX_CASES = [pytest.param(builder, shape, dtype, id=f"{name}-{shape}-{jnp.dtype(dtype).name}")
+             for name, builder, dtypes, (low, high) in JAX_RECORDS
+             for shape in JAX_SHAPES if low <= len(shape) <= high for dtype in dtypes]
+
+
+@pytest.mark.parametrize("builder,shape,dtype", JAX_CASES)
+def test_jax_initializer_cases(builder, shape, dtype):
+    """As JAX's testInitializer / testInitializerProvider: the shape and the canonical dtype, given at call
+    time or to the builder."""
+    for value in (builder()(jax.random.PRNGKey(0), shape, dtype), builder(dtype=dtype)(jax.random.PRNGKey(0), shape)):
+        assert value.shape == shape and value.dtype == jax.dtypes.canonicalize_dtype(dtype)
+
+
+def test_jax_multi_axis_batch_axis_and_rank_one_cases():
+    for axes in ({"in_axis": (0, 1), "out_axis": (-2, -1)}, {"in_axis": 0, "out_axis": (2, 3), "batch_axis": 1}):
+        value = wj.variance_scaling(1.0, "fan_avg", "truncated_normal", **axes)(jax.random.PRNGKey(0), (2, 3, 4, 5))
+        assert value.shape == (2, 3, 4, 5)
+    with pytest.raises(ValueError, match="in_axis"):   # JAX: a 1-D shape with the default in_axis
+        wj.variance_scaling(1.0, "fan_avg", "truncated_normal")(jax.random.PRNGKey(0), (5,))
+    scalar = jnp.array(1.0, dtype=jnp.float32)       # JAX's accidental-upcasting case
+    for build in (wj.uniform, wj.normal, wj.truncated_normal):
+        assert build(scalar, jnp.bfloat16)(jax.random.PRNGKey(1), (4, 4)).dtype == jnp.bfloat16
+
+
+def test_the_cases_hold_with_x64(tmp_path):
+    """float64 / complex128 exist only with jax_enable_x64: rerun the cases above in a process that sets it."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, JAX_ENABLE_X64="1")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+                             "jax_initializer_cases or rank_one or named_bytes or complex"], capture_output=True,
+                            text=True, env=env, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-3000:]
