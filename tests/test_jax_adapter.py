@@ -181,6 +181,16 @@ def test_jit_gives_the_same_bits_as_eager():
     assert eager.tobytes() == jitted.tobytes()
 
 
+def test_vmap_over_keys_equals_each_key():
+    """Stacked layers (vmap over split keys, as nnx.vmap does) give each key's own values."""
+    init = wj.he_uniform(in_axis=(0, 1), out_axis=2)
+    keys = jax.random.split(jax.random.key(8), 3)
+    stacked = np.asarray(jax.vmap(lambda k: init(k, (3, 4, 5)))(keys))
+    assert stacked.shape == (3, 3, 4, 5)
+    for index in range(3):
+        assert stacked[index].tobytes() == np.asarray(init(keys[index], (3, 4, 5))).tobytes()
+
+
 def test_bad_arguments_name_the_field():
     with pytest.raises(ValueError, match="params.mode"):
         wj.variance_scaling(1.0, "fan_sum", "uniform")(jax.random.key(0), (3, 4))

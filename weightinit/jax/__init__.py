@@ -23,8 +23,9 @@ Fans are JAX's ``_compute_fans`` (an axis named twice counts twice, as in flax's
 init). One difference: the engine divides by ``max(1, fan)`` (Keras' guard); JAX divides by the fan
 itself, which differs only when a repeated axis makes a fan smaller than 1.
 
-Under ``jax.jit`` the key is a tracer: the values are computed on the host through
-``jax.pure_callback`` (the spec is validated first, so bad arguments raise before tracing ends).
+Under ``jax.jit`` (or ``jax.vmap``: stacked layers) the key is a tracer: the values are computed on the
+host through ``jax.pure_callback``, one key at a time under vmap (the spec is validated first, so bad
+arguments raise before tracing ends).
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def _initializer(scheme: str, params: dict | None = None, default_dtype: Any = N
         try:
             concrete = np.asarray(words)
         except jax.errors.TracerArrayConversionError:
-            values = jax.pure_callback(host, jax.ShapeDtypeStruct(shape, jnp.dtype(dtype)), words)
+            values = jax.pure_callback(host, jax.ShapeDtypeStruct(shape, jnp.dtype(dtype)), words,
+                                       vmap_method="sequential")
         else:
             values = jnp.asarray(host(concrete))
         return values if out_sharding is None else jax.device_put(values, out_sharding)
