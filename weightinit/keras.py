@@ -68,6 +68,9 @@ class _Engine:
 
     def get_config(self):
         config = super().get_config()
+        if hasattr(self, "input_axes"):  # Keras before input_axes existed leaves them out
+            config.setdefault("input_axes", self.input_axes)
+            config.setdefault("output_axes", self.output_axes)
         if self.name is not None:
             config["name"] = self.name
         return config
@@ -90,9 +93,8 @@ class VarianceScaling(_Engine, keras.initializers.VarianceScaling):
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, input_axes=None,
                  output_axes=None, name=None):
-        super().__init__(scale=scale, mode=mode, distribution=distribution, seed=seed, input_axes=input_axes,
-                         output_axes=output_axes)
-        self.name = name
+        super().__init__(scale=scale, mode=mode, distribution=distribution, seed=seed)
+        self.input_axes, self.output_axes, self.name = input_axes, output_axes, name
 
     def _scheme(self, shape):
         params = {"scale": float(self.scale), "mode": self.mode, "distribution": self.distribution}
@@ -103,8 +105,8 @@ def _preset(class_name: str, scheme: str, doc: str):
     base = getattr(keras.initializers, class_name)
 
     def __init__(self, seed=None, input_axes=None, output_axes=None, name=None):
-        base.__init__(self, seed=seed, input_axes=input_axes, output_axes=output_axes)
-        self.name = name
+        base.__init__(self, seed=seed)  # the axes are kept here: older Keras 3 releases do not take them
+        self.input_axes, self.output_axes, self.name = input_axes, output_axes, name
 
     def _scheme(self, shape):
         return scheme, {}, _fan_layout(shape, self.input_axes, self.output_axes)
