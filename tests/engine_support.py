@@ -17,7 +17,7 @@ import numpy as np
 import weightinit as wi
 from weightinit.backends import BACKEND_NAMES, BackendUnavailable, get_backend
 from weightinit.backends.numpy_backend import NumpyBackend
-from weightinit.engine.schemes import ConstantPlan, DensePlan, IndexPlan, RandomPlan
+from weightinit.engine.schemes import ComplexRandomPlan, ConstantPlan, DensePlan, IndexPlan, RandomPlan
 
 GOLDEN_PATH = Path(__file__).resolve().parent / "golden" / "digests.json"
 GOLDEN_FORMAT = 1
@@ -28,7 +28,8 @@ QR_SCHEMES = ("orthogonal", "delta_orthogonal")
 QR_ATOL = 1e-6
 
 ITEM_SIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
-UINT_OF = {"float32": np.uint32, "float64": np.uint64, "float16": np.uint16, "bfloat16": np.uint16}
+UINT_OF = {"float32": np.uint32, "float64": np.uint64, "float16": np.uint16, "bfloat16": np.uint16,
+           "complex64": np.uint32, "complex128": np.uint64}  # complex: the words of both parts
 
 
 # ---------------------------------------------------------------------------
@@ -73,12 +74,19 @@ def digest(raw: np.ndarray) -> str:
 
 def bits(raw: np.ndarray, dtype: str) -> np.ndarray:
     """The storage words of an array (exact comparison that tells +0 from -0)."""
-    return np.ascontiguousarray(raw).view(UINT_OF[dtype])
+    raw = np.ascontiguousarray(raw)
+    if dtype in ("complex64", "complex128"):  # (real, imaginary) words side by side on a new last axis
+        return raw.reshape(raw.shape + (1,)).view(UINT_OF[dtype])
+    return raw.view(UINT_OF[dtype])
 
 
 def as_float64(raw: np.ndarray, dtype: str) -> np.ndarray:
-    """Storage dtype (bfloat16 as uint16 bits) -> float64 values, exactly."""
+    """Storage dtype (bfloat16 as uint16 bits) -> float64 values, exactly; complex as interleaved
+    (real, imaginary) float64 pairs."""
     raw = np.asarray(raw)
+    if dtype in ("complex64", "complex128"):
+        part = np.float32 if dtype == "complex64" else np.float64
+        return np.ascontiguousarray(raw).reshape(-1).view(part).astype(np.float64)
     if dtype == "bfloat16":
         return (raw.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
     return raw.astype(np.float64)
@@ -112,7 +120,7 @@ def assert_same_bits(got: np.ndarray, want: np.ndarray, what: str = "") -> None:
 
 
 def plan_kind(plan) -> str:
-    if isinstance(plan, RandomPlan):
+    if isinstance(plan, (RandomPlan, ComplexRandomPlan)):
         return "random"
     if isinstance(plan, (IndexPlan, ConstantPlan)):  # functions of the index alone: no words consumed
         return "index"
@@ -230,6 +238,12 @@ def golden_cases() -> list[dict]:
           params={"scale": 0.1, "mode": "fan_out", "distribution": "normal"}),
         c("untruncated-geo", "variance_scaling", [10, 30], F16, seed=21, layout="axes",
           params={"scale": 3.0, "mode": "fan_geo_avg", "distribution": "untruncated_normal"}),
+        # JAX multi-axis fans: sequences of axes (possibly empty) and a bare-int batch_axis
+        c("axes-multi", "glorot_normal", [3, 4, 5, 6], F32, seed=27, layout="axes", in_axis=[0, 1],
+          out_axis=[3], batch_axis=2),
+        c("axes-empty-in", "he_uniform", [5, 7, 3], F16, seed=27, layout="axes", in_axis=[], out_axis=[1, 2]),
+        c("axes-multi-geo", "variance_scaling", [4, 6, 2, 3], BF16, seed=27, layout="axes", in_axis=[-1],
+          out_axis=[0, 2], params={"scale": 0.5, "mode": "fan_geo_avg", "distribution": "uniform"}),
         c("uniform-fan_avg", "variance_scaling", [8, 4, 3, 3], BF16, seed=21,
           params={"scale": 2.0, "mode": "fan_avg", "distribution": "uniform"}),
         # --- structured
@@ -239,6 +253,10 @@ def golden_cases() -> list[dict]:
         c("column_axis-0", "orthogonal", [5, 2, 3], BF16, seed=22, params={"column_axis": 0}),
         c("column_axis-last", "orthogonal", [2, 3, 4], F32, seed=23, layout="keras", params={"column_axis": -1}),
         c("column_axis-wide", "orthogonal", [2, 9], F64, seed=23, params={"column_axis": -1}),
+        # layout=keras flattens as keras.initializers.Orthogonal (algorithm version 2)
+        c("keras-4d", "orthogonal", [3, 3, 4, 5], F32, seed=23, layout="keras"),
+        c("keras-3d-wide", "orthogonal", [2, 3, 8], F64, seed=23, layout="keras", params={"gain": 1.5}),
+        c("keras-5d", "orthogonal", [2, 2, 2, 3, 4], F16, seed=23, layout="keras"),
         c("2d", "sparse", [20, 8], F32, seed=24, name="sparse", params={"sparsity": 0.25}),
         c("std", "sparse", [10, 6], F64, seed=24, params={"sparsity": 0.3, "std": 0.05}),
         c("all", "sparse", [4, 3], F16, seed=24, params={"sparsity": 1.0}),
@@ -290,8 +308,42 @@ def golden_cases() -> list[dict]:
         c("scaled", "constant", [3], F32, params={"value": 0.1}, scale=1.1),
         c("scaled", "dirac", [4, 4, 3], F16, scale=0.3),
     ]
+    cases += _complex_cases()
     ids = [case["id"] for case in cases]
     assert len(ids) == len(set(ids)), "golden ids must be unique"
+    return cases
+
+
+def _complex_cases() -> list[dict]:
+    """Every scheme defined for complex (JAX's definitions), in complex64 and complex128."""
+    c = _case
+    cases = []
+    for dtype, seed in (("complex64", 30), ("complex128", 31)):
+        cases += [
+            c("2d", "zeros", [3, 4], dtype),
+            c("rank1", "ones", [5], dtype),
+            c("2d", "constant", [2, 3], dtype, params={"value": -1.5}),
+            c("mean", "normal", [7, 9], dtype, seed=seed, name="c.normal", params={"mean": 0.25, "std": 0.5}),
+            c("torch", "xavier_normal", [6, 10], dtype, seed=seed),
+            c("conv", "kaiming_normal", [8, 4, 3], dtype, seed=seed, params={"nonlinearity": "relu"}),
+            c("axes", "lecun_uniform", [5, 7], dtype, seed=seed, layout="axes", in_axis=[0], out_axis=[1]),
+            c("keras", "lecun_normal", [3, 3, 4, 5], dtype, seed=seed, layout="keras"),
+            c("axes-multi", "glorot_uniform", [4, 6, 2, 3], dtype, seed=seed, layout="axes", in_axis=[0, 1],
+              out_axis=3, batch_axis=2),
+            c("keras", "glorot_normal", [9, 11], dtype, seed=seed, layout="keras"),
+            c("axes-empty-in", "he_uniform", [3, 5, 7], dtype, seed=seed, layout="axes", in_axis=[],
+              out_axis=[1, 2]),
+            c("keras", "he_normal", [2, 2, 3, 4], dtype, seed=seed, layout="keras"),
+            c("normal-geo", "variance_scaling", [10, 30], dtype, seed=seed, layout="axes",
+              params={"scale": 2.0, "mode": "fan_geo_avg", "distribution": "normal"}),
+            c("uniform-out", "variance_scaling", [12, 5], dtype, seed=seed, layout="keras",
+              params={"scale": 0.5, "mode": "fan_out", "distribution": "uniform"}),
+            c("tall", "orthogonal", [6, 4], dtype, seed=seed),
+            c("keras-wide", "orthogonal", [2, 3, 8], dtype, seed=seed, layout="keras", params={"gain": 1.5}),
+            c("wide", "eye", [3, 5], dtype, params={"gain": 2.0}),
+            c("conv1d", "dirac", [4, 2, 3], dtype),
+            c("keras", "delta_orthogonal", [3, 4, 6], dtype, seed=seed, layout="keras"),
+        ]
     return cases
 
 
@@ -304,7 +356,9 @@ def _pre_qr_case(case: dict) -> dict:
         torch_layout = spec.get("layout", "torch") == "torch"
         out_ch, in_ch = (shape[0], shape[1]) if torch_layout else (shape[-1], shape[-2])
         shape = [out_ch, in_ch]
-    pre = {"scheme": "normal", "shape": shape, "dtype": "float64", "seed": spec.get("seed", 0),
+    complex_values = spec["dtype"] in ("complex64", "complex128")  # a complex normal: parts N(0, 1/2)
+    pre = {"scheme": "normal", "shape": shape, "dtype": "complex128" if complex_values else "float64",
+           "seed": spec.get("seed", 0),
            "name": spec.get("name", "")}
     if "stream" in spec:
         pre["stream"] = spec["stream"]
@@ -334,7 +388,7 @@ def compute_entry(case: dict, backend: str = "numpy") -> dict:
              "numel": spec.numel, "nbytes": spec.nbytes, "key": [str(spec.seed), str(spec.stream)]}
     if kind == "random":
         entry["kernel"] = {"kind": compiled.plan.kernel.kind, "params": list(compiled.plan.kernel.params),
-                           "sparse_mask": compiled.plan.mask is not None}
+                           "sparse_mask": getattr(compiled.plan, "mask", None) is not None}
     if not exact:
         values = as_float64(raw, spec.dtype).reshape(-1)
         atol = QR_ATOL

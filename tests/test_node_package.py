@@ -35,6 +35,11 @@ FIXTURE_SPECS = [
     {"scheme": "variance_scaling", "shape": [8, 8], "dtype": "float16", "seed": "18446744073709551615",
      "params": {"scale": 2, "mode": "fan_avg", "distribution": "uniform"}},
     {"scheme": "orthogonal", "shape": [8, 12], "name": "q", "params": {"gain": 1.5}},
+    # JAX axis lists (one empty), a bare-int batch axis and a complex dtype
+    {"scheme": "glorot_normal", "shape": [3, 4, 5, 6], "dtype": "complex64", "seed": 5, "layout": "axes",
+     "in_axis": [], "out_axis": [1, 3], "batch_axis": 2},
+    # nn.Embedding's padding row, and a post-multiplier
+    {"scheme": "normal", "shape": [6, 4], "name": "emb.weight", "zero_rows": [0, 5], "scale": 0.5},
 ]
 
 node = shutil.which("node")

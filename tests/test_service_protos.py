@@ -98,7 +98,8 @@ def test_scheme_oneof_matches_the_engine_catalogue():
 def test_enums_follow_the_wire_conventions():
     assert spec_pb2.DataType.Name(0) == "DATA_TYPE_UNSPECIFIED"
     assert {spec_pb2.DataType.Name(v) for v in convert.DTYPE_TO_PROTO.values()} == {
-        "DATA_TYPE_FP32", "DATA_TYPE_FP64", "DATA_TYPE_FP16", "DATA_TYPE_BF16"}
+        "DATA_TYPE_FP32", "DATA_TYPE_FP64", "DATA_TYPE_FP16", "DATA_TYPE_BF16", "DATA_TYPE_COMPLEX64",
+        "DATA_TYPE_COMPLEX128"}
     for enum in spec_pb2.DESCRIPTOR.enum_types_by_name.values():
         assert enum.values_by_number[0].name.endswith("_UNSPECIFIED")
     shape = spec_pb2.TensorSpec.DESCRIPTOR.fields_by_name["shape"]

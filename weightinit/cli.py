@@ -197,9 +197,14 @@ def spec_from_args(args: argparse.Namespace) -> dict:
     for key in ("dtype", "name", "layout"):
         if getattr(args, key) is not None:
             spec[key] = getattr(args, key)
-    for key in ("seed", "stream", "in_axis", "out_axis"):
+    for key in ("seed", "stream"):
         if getattr(args, key) is not None:
             spec[key] = _int_arg(getattr(args, key), key)
+    for key in ("in_axis", "out_axis"):  # one value: that axis; none or several: a sequence (JAX)
+        values = getattr(args, key)
+        if values is not None:
+            axes = [_int_arg(a, key) for a in values]
+            spec[key] = axes[0] if len(axes) == 1 else axes
     if args.batch_axis is not None:
         spec["batch_axis"] = [_int_arg(a, "batch_axis") for a in args.batch_axis]
     if args.param:
@@ -259,7 +264,8 @@ def end_progress_line() -> None:
 #: .npy type of each dtype. bfloat16 has no numpy type of its own, so a bfloat16 .npy holds its bits
 #: as little-endian uint16, with or without ml_dtypes: numpy, torch.from_numpy and every other reader
 #: load it the same way (view it as bfloat16: ``a.view(ml_dtypes.bfloat16)``, ``t.view(torch.bfloat16)``).
-NPY_DESCR = {"float32": "<f4", "float64": "<f8", "float16": "<f2", "bfloat16": "<u2"}
+NPY_DESCR = {"float32": "<f4", "float64": "<f8", "float16": "<f2", "bfloat16": "<u2", "complex64": "<c8",
+             "complex128": "<c16"}
 
 
 def _npy_header(shape: tuple[int, ...], dtype: str) -> bytes:
@@ -636,12 +642,14 @@ def build_parser() -> argparse.ArgumentParser:
                                      '({"normal": {"std": 0.02}, ...}).')
     gen.add_argument("--scheme", help="scheme name, e.g. kaiming_normal (see `weightinit describe`)")
     gen.add_argument("--shape", nargs="+", metavar="D", help="dimensions, e.g. --shape 512 256")
-    gen.add_argument("--dtype", help="float32 (default), float64, float16 or bfloat16")
+    gen.add_argument("--dtype", help="float32 (default), float64, float16, bfloat16, complex64 or complex128")
     gen.add_argument("--seed", help="uint64 seed (default 0)")
     gen.add_argument("--name", help="tensor name; the random stream derives from it (default empty)")
     gen.add_argument("--layout", help="torch (default), keras or axes")
-    gen.add_argument("--in-axis", dest="in_axis", help="input axis for --layout axes")
-    gen.add_argument("--out-axis", dest="out_axis", help="output axis for --layout axes")
+    gen.add_argument("--in-axis", dest="in_axis", nargs="*", metavar="AXIS",
+                     help="input axis for --layout axes; several (or none) multiply, as JAX's in_axis sequences")
+    gen.add_argument("--out-axis", dest="out_axis", nargs="*", metavar="AXIS",
+                     help="output axis for --layout axes; several (or none) multiply")
     gen.add_argument("--batch-axis", dest="batch_axis", nargs="+", metavar="AXIS", help="batch axes (axes layout)")
     gen.add_argument("--stream", help="explicit uint64 stream id instead of one derived from --name")
     gen.add_argument("--param", action="append", nargs="+", metavar="KEY=VALUE",

@@ -48,6 +48,9 @@ def safetensors_header(entries: list[tuple[str, str, list[int], int]], metadata:
     header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
     offset = 0
     for name, dtype, shape, nbytes in entries:
+        if dtype not in SAFETENSORS_DTYPE:
+            raise SpecError("dtype", f"{dtype} has no safetensors dtype; write .npy or raw bytes instead",
+                            tensor=name or None)
         header[name] = {"dtype": SAFETENSORS_DTYPE[dtype], "shape": shape, "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     text = json.dumps(header, separators=(",", ":")).encode()

@@ -22,11 +22,12 @@ from .engine.fans import NONLINEARITIES, FanError, compute_fans
 from .engine.philox import MASK64, stream_id_from_name
 from .engine.transforms import truncated_mass
 
-DTYPES = ("float32", "float64", "float16", "bfloat16")
+DTYPES = ("float32", "float64", "float16", "bfloat16", "complex64", "complex128")
+COMPLEX_DTYPES = ("complex64", "complex128")
 DTYPE_ALIASES = {"fp32": "float32", "f32": "float32", "fp64": "float64", "f64": "float64",
                  "double": "float64", "fp16": "float16", "f16": "float16", "half": "float16",
-                 "bf16": "bfloat16"}
-ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+                 "bf16": "bfloat16", "c64": "complex64", "c128": "complex128"}
+ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "complex64": 8, "complex128": 16}
 LAYOUTS = ("torch", "keras", "axes")
 FAN_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
@@ -144,8 +145,8 @@ SCHEMES: Mapping[str, SchemeInfo] = MappingProxyType(dict([
             (_p("scale", "float", 1.0, check=_positive), _p("mode", "str", "fan_in", FAN_MODES),
              _p("distribution", "str", "truncated_normal", DISTRIBUTIONS)), needs_fans=True),
     _scheme("orthogonal",
-            "QR of a normal matrix, q *= sign(diag(r)), times gain; torch flattening (rows = shape[0]) "
-            "or JAX column_axis",
+            "QR of a normal matrix, q *= sign(diag(r)), times gain; torch flattening (rows = shape[0]), "
+            "Keras flattening under layout=keras (columns = shape[-1]) or JAX column_axis",
             _GAIN + (_p("column_axis", "int", None, doc="JAX semantics: this axis holds the columns"),),
             min_rank=2, dense=True),
     _scheme("sparse", "torch: N(0, std^2), then ceil(sparsity * rows) rows zeroed in every column",
@@ -165,6 +166,14 @@ SCHEMES: Mapping[str, SchemeInfo] = MappingProxyType(dict([
 ]))
 
 
+#: Schemes defined for complex dtypes (JAX's complex definitions: jax.random.normal's complex normal,
+#: variance scaling's disc / polar truncated normal, QR of a complex normal; torch's complex normal_ for
+#: xavier_normal / kaiming_normal; constants and index patterns with imaginary part 0).
+COMPLEX_SCHEMES = ("zeros", "ones", "constant", "normal", "xavier_normal", "kaiming_normal", "lecun_uniform",
+                   "lecun_normal", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "variance_scaling",
+                   "orthogonal", "eye", "dirac", "delta_orthogonal")
+
+
 # ---------------------------------------------------------------------------
 # The spec
 
@@ -180,8 +189,8 @@ class TensorSpec:
     name: str = ""
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     layout: str = "torch"
-    in_axis: int = -2
-    out_axis: int = -1
+    in_axis: int | tuple[int, ...] = -2  # an int, or a tuple when a sequence was given (JAX)
+    out_axis: int | tuple[int, ...] = -1
     batch_axis: tuple[int, ...] = ()
     stream: int = 0
     zero_rows: tuple[int, ...] = ()
@@ -215,9 +224,14 @@ class TensorSpec:
     def to_dict(self) -> dict:
         return {"scheme": self.scheme, "shape": list(self.shape), "dtype": self.dtype, "seed": self.seed,
                 "name": self.name, "params": dict(self.params), "layout": self.layout,
-                "in_axis": self.in_axis, "out_axis": self.out_axis, "batch_axis": list(self.batch_axis),
+                "in_axis": _axes_json(self.in_axis), "out_axis": _axes_json(self.out_axis),
+                "batch_axis": list(self.batch_axis),
                 "stream": self.stream, **({"zero_rows": list(self.zero_rows)} if self.zero_rows else {}),
                 **({} if self.scale is None else {"scale": self.scale})}
+
+
+def _axes_json(axes: int | tuple[int, ...]) -> int | list[int]:
+    return axes if isinstance(axes, int) else list(axes)
 
 
 SPEC_FIELDS = ("scheme", "shape", "dtype", "seed", "name", "params", "layout", "in_axis", "out_axis",
@@ -252,6 +266,18 @@ def _choice(value, field_name: str, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise SpecError(field_name, f"must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+def _axes(value, field_name: str) -> int | tuple[int, ...]:
+    """An axis (int) or a sequence of axes, kept as given: an int stays an int (so existing specs
+    serialize unchanged), a sequence becomes a tuple (possibly empty)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (int, float, Sequence)):
+        raise SpecError(field_name, f"must be an integer or a list of integers, got {value!r}")
+    if isinstance(value, Sequence):
+        if len(value) > MAX_RANK:
+            raise SpecError(field_name, f"names {len(value)} axes, more than the maximum rank {MAX_RANK}")
+        return tuple(_int(a, field_name) for a in value)
+    return _int(value, field_name)
 
 
 def _shape(value) -> tuple[int, ...]:
@@ -324,12 +350,17 @@ def _params(scheme: SchemeInfo, raw) -> dict:
 
 def _check_scheme_rules(spec: TensorSpec) -> None:
     """Rules that relate the parameters to each other and to the shape."""
+    if spec.scale is not None and spec.dtype in COMPLEX_DTYPES:
+        raise SpecError("scale", f"is defined for real dtypes only, not {spec.dtype}")
     info, p, rank = spec.info, spec.params, len(spec.shape)
     if spec.layout != "axes":
         for name, value, default in (("in_axis", spec.in_axis, -2), ("out_axis", spec.out_axis, -1),
                                      ("batch_axis", spec.batch_axis, ())):
             if value != default:
                 raise SpecError(name, f"is only used with layout=axes (layout is {spec.layout})")
+    if spec.dtype in COMPLEX_DTYPES and spec.scheme not in COMPLEX_SCHEMES:
+        raise SpecError("dtype", f"{spec.dtype} is not defined for {spec.scheme} (as in JAX, where uniform and "
+                                 f"truncated_normal are real only); complex schemes: {', '.join(COMPLEX_SCHEMES)}")
     if info.ranks is not None and rank not in info.ranks:
         allowed = ", ".join(f"{r}-D" for r in info.ranks)
         raise SpecError("shape", f"{spec.scheme} needs a {allowed} shape, got {rank}-D")
@@ -422,9 +453,7 @@ def parse_spec(data: Mapping[str, Any] | TensorSpec) -> TensorSpec:
         raise SpecError("name", "must be valid Unicode (no lone surrogates): it is hashed as UTF-8") from None
     stream = data.get("stream")
     layout = _choice(_given(data, "layout", "torch"), "layout", LAYOUTS)
-    batch_axis = _given(data, "batch_axis", ())
-    if isinstance(batch_axis, (str, bytes)) or not isinstance(batch_axis, Sequence):
-        raise SpecError("batch_axis", f"must be a list of integers, got {batch_axis!r}")
+    batch_axis = _axes(_given(data, "batch_axis", ()), "batch_axis")
     spec = TensorSpec(
         scheme=scheme,
         shape=shape,
@@ -433,9 +462,9 @@ def parse_spec(data: Mapping[str, Any] | TensorSpec) -> TensorSpec:
         name=name,
         params=MappingProxyType(_params(SCHEMES[scheme], data.get("params"))),
         layout=layout,
-        in_axis=_int(_given(data, "in_axis", -2), "in_axis"),
-        out_axis=_int(_given(data, "out_axis", -1), "out_axis"),
-        batch_axis=tuple(_int(b, "batch_axis") for b in batch_axis),
+        in_axis=_axes(_given(data, "in_axis", -2), "in_axis"),
+        out_axis=_axes(_given(data, "out_axis", -1), "out_axis"),
+        batch_axis=(batch_axis,) if isinstance(batch_axis, int) else batch_axis,
         stream=stream_id_from_name(name) if stream is None else _uint64(stream, "stream"),
         zero_rows=_zero_rows(_given(data, "zero_rows", ()), shape),
         scale=_scale(data.get("scale")),

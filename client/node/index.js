@@ -15,9 +15,12 @@ const PROTO_DIR = path.join(__dirname, 'protos');
 const PROTO_FILE = 'weightinit/v1/initializer_service.proto';
 const DEFAULT_PORT = 50051;
 
-const DTYPES = { float32: 'DATA_TYPE_FP32', float64: 'DATA_TYPE_FP64', float16: 'DATA_TYPE_FP16', bfloat16: 'DATA_TYPE_BF16' };
+const DTYPES = { float32: 'DATA_TYPE_FP32', float64: 'DATA_TYPE_FP64', float16: 'DATA_TYPE_FP16', bfloat16: 'DATA_TYPE_BF16',
+  complex64: 'DATA_TYPE_COMPLEX64', complex128: 'DATA_TYPE_COMPLEX128' };
 const DTYPE_NAMES = Object.fromEntries(Object.entries(DTYPES).map(([name, proto]) => [proto, name]));
-const TYPED_ARRAYS = { float32: Float32Array, float64: Float64Array, float16: Uint16Array, bfloat16: Uint16Array };
+// complex64 / complex128: interleaved (real, imaginary) parts
+const TYPED_ARRAYS = { float32: Float32Array, float64: Float64Array, float16: Uint16Array, bfloat16: Uint16Array,
+  complex64: Float32Array, complex128: Float64Array };
 // String-valued scheme parameters are enums on the wire: engine value -> enum value name.
 const ENUM_PARAMS = { mode: 'FAN_MODE_', nonlinearity: 'NONLINEARITY_', distribution: 'DISTRIBUTION_', bounds: 'TRUNCATION_BOUNDS_' };
 
@@ -121,11 +124,19 @@ function toTensorSpec(spec) {
     message.dtype = DTYPES[spec.dtype];
   }
   if (spec.layout !== undefined) message.layout = `LAYOUT_${String(spec.layout).toUpperCase()}`;
-  for (const key of ['seed', 'stream', 'in_axis', 'out_axis']) {
+  for (const key of ['seed', 'stream']) {
     if (spec[key] !== undefined && spec[key] !== null) message[key] = String(spec[key]);
   }
-  if (spec.batch_axis) message.batch_axis = spec.batch_axis.map(String);
+  // An axis list (JAX in_axis=(0, 1), possibly empty) travels in in_axes / out_axes.
+  for (const [key, plural] of [['in_axis', 'in_axes'], ['out_axis', 'out_axes']]) {
+    if (Array.isArray(spec[key])) message[plural] = { axes: spec[key].map(String) };
+    else if (spec[key] !== undefined && spec[key] !== null) message[key] = String(spec[key]);
+  }
+  if (spec.batch_axis !== undefined && spec.batch_axis !== null) {
+    message.batch_axis = (Array.isArray(spec.batch_axis) ? spec.batch_axis : [spec.batch_axis]).map(String);
+  }
   if (spec.zero_rows) message.zero_rows = spec.zero_rows.map(String);
+  if (spec.scale !== undefined && spec.scale !== null) message.scale = spec.scale;
   const params = {};
   for (const [key, value] of Object.entries(spec.params || {})) {
     if (value === null || value === undefined) continue;

@@ -26,6 +26,8 @@ DTYPE_TO_PROTO = {
     "float64": spec_pb2.DATA_TYPE_FP64,
     "float16": spec_pb2.DATA_TYPE_FP16,
     "bfloat16": spec_pb2.DATA_TYPE_BF16,
+    "complex64": spec_pb2.DATA_TYPE_COMPLEX64,
+    "complex128": spec_pb2.DATA_TYPE_COMPLEX128,
 }
 PROTO_TO_DTYPE = {value: name for name, value in DTYPE_TO_PROTO.items()}
 
@@ -36,6 +38,8 @@ SCHEME_PARAM_MESSAGES = {
     for field in _SPEC_DESCRIPTOR.oneofs_by_name["scheme"].fields
 }
 #: Spec fields the engine knows, besides scheme and params.
+#: Engine axis field -> the message field that carries it as a sequence (JAX in_axis=(0, 1)).
+_AXIS_LISTS = {"in_axis": "in_axes", "out_axis": "out_axes"}
 _TOP_LEVEL = ("name", "shape", "dtype", "seed", "layout", "in_axis", "out_axis", "batch_axis", "stream",
               "zero_rows", "scale")
 
@@ -91,7 +95,8 @@ def dtype_from_proto(number: int) -> str | None:
     if number == 0:
         return None
     if number not in PROTO_TO_DTYPE:
-        raise SpecError("dtype", f"unknown DataType value {number} (allowed: FP32, FP64, FP16, BF16)")
+        raise SpecError("dtype", f"unknown DataType value {number} (allowed: FP32, FP64, FP16, BF16, "
+                                 "COMPLEX64, COMPLEX128)")
     return PROTO_TO_DTYPE[number]
 
 
@@ -139,6 +144,11 @@ def spec_to_dict(message: spec_pb2.TensorSpec, default_seed: int | None = None) 
     for name in ("in_axis", "out_axis", "stream"):
         if message.HasField(name):
             data[name] = getattr(message, name)
+    for name, plural in _AXIS_LISTS.items():  # a sequence of axes arrives in its own field
+        if message.HasField(plural):
+            if name in data:
+                raise SpecError(name, f"give either {name} or {plural}, not both")
+            data[name] = list(getattr(message, plural).axes)
     if len(message.batch_axis):
         data["batch_axis"] = list(message.batch_axis)
     if len(message.zero_rows):
@@ -244,10 +254,20 @@ def spec_from_any(spec: Any) -> spec_pb2.TensorSpec:
                 raise SpecError(name, f"must be in [0, 2**64 - 1], got {value}")
             setattr(message, name, value)
     for name in ("in_axis", "out_axis"):
-        if spec.get(name) is not None:
-            setattr(message, name, _as_int(spec[name], name))
-    if spec.get("batch_axis"):
-        message.batch_axis.extend(_as_int(b, "batch_axis") for b in spec["batch_axis"])
+        value = spec.get(name)
+        if value is None:
+            continue
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            setattr(message, name, _as_int(value, name))
+        else:
+            axis_list = getattr(message, _AXIS_LISTS[name])
+            axis_list.SetInParent()
+            axis_list.axes.extend(_as_int(a, name) for a in value)
+    batch_axis = spec.get("batch_axis")
+    if batch_axis is not None and not isinstance(batch_axis, (str, bytes)) and not hasattr(batch_axis, "__iter__"):
+        batch_axis = [batch_axis]  # a bare int is one batch axis, as in JAX
+    if batch_axis:
+        message.batch_axis.extend(_as_int(b, "batch_axis") for b in batch_axis)
     if spec.get("zero_rows"):
         message.zero_rows.extend(_as_int(r, "zero_rows") for r in spec["zero_rows"])
     if spec.get("scale") is not None:

@@ -74,10 +74,26 @@ class Backend(ABC):
     def random_into(self, kernel: Kernel, key: tuple[int, int], start: int, out: np.ndarray, dtype: str) -> None:
         """Fill ``out`` (1-D, storage dtype) with elements ``[start, start + out.size)``."""
 
+    def complex_values(self, kernel: Kernel, key: tuple[int, int], start: int, count: int) -> np.ndarray:
+        """complex128 elements ``[start, start + count)`` of a complex kernel (docs/rng.md 5a): the
+        NumPy reference; a backend may compute the word -> float part faster, with the same bits."""
+        from ..engine.philox import SUBSTREAM_COMPLEX, SUBSTREAM_VALUES, philox_words
+        from ..engine.transforms import apply_complex_kernel
+
+        real, imag = apply_complex_kernel(kernel, philox_words(key, start, count, SUBSTREAM_VALUES),
+                                          philox_words(key, start, count, SUBSTREAM_COMPLEX))
+        return _as_complex(real, imag)
+
     def random(self, kernel: Kernel, key: tuple[int, int], start: int, stop: int, dtype: str) -> np.ndarray:
         out = np.empty(stop - start, dtype=storage_dtype(dtype))
         self.random_into(kernel, key, start, out, dtype)
         return out
+
+
+def _as_complex(real: np.ndarray, imag: np.ndarray) -> np.ndarray:
+    values = np.empty(real.size, dtype=np.complex128)
+    values.real, values.imag = real, imag
+    return values
 
 
 class BlockedCpuBackend(Backend):

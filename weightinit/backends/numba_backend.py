@@ -507,6 +507,49 @@ def fill_truncated_normal(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo
 
 
 # ---------------------------------------------------------------------------
+# Complex polar forms: transforms.polar_from_uniforms, one element at a time.
+
+_SIN_SERIES = np.array(T._SIN_SERIES)
+_COS_SERIES = np.array(T._COS_SERIES)
+
+
+@njit(inline="always")
+def _horner_array(c, x):
+    """transforms._horner: c[0] + x*(c[1] + ... + x*c[n]), innermost first."""
+    acc = c[c.size - 1]
+    for j in range(c.size - 2, -1, -1):
+        acc = acc * x + c[j]
+    return acc
+
+
+@_kernel_jit
+def polar_into(truncated, scale, mass, u0, u2, real, imag):
+    """radius = scale * sqrt(2 u0) (disc) or scale * sqrt(-log(1 - mass * u0)) (truncated); angle 2 pi u2
+    by transforms.sincos_turns; real = radius * cos, imag = radius * sin."""
+    for i in range(u0.size):
+        if truncated:
+            radius = scale * math.sqrt(-_log_positive(1.0 - mass * u0[i]))
+        else:
+            radius = scale * math.sqrt(2.0 * u0[i])
+        quadrant = math.floor(u2[i] * 4.0 + 0.5)
+        a = T.TWO_PI * (u2[i] - quadrant * 0.25)
+        z = a * a
+        sin_a = a * _horner_array(_SIN_SERIES, z)
+        cos_a = _horner_array(_COS_SERIES, z)
+        k = np.int64(quadrant) % 4
+        if k == 0:
+            sin, cos = sin_a, cos_a
+        elif k == 1:
+            sin, cos = cos_a, -sin_a
+        elif k == 2:
+            sin, cos = -sin_a, -cos_a
+        else:
+            sin, cos = -cos_a, sin_a
+        real[i] = radius * cos
+        imag[i] = radius * sin
+
+
+# ---------------------------------------------------------------------------
 # The backend.
 
 #: Smallest part of a range handed to a thread; below two of them a range runs on the caller.
@@ -589,6 +632,25 @@ class NumbaBackend(Backend):
             for helper in helpers:
                 if not helper.cancel():  # still queued behind other work: nothing left for it
                     helper.result()
+
+    def complex_values(self, kernel, key, start, count):
+        """The two real parts (complex normal) or the two uniforms (polar forms) by the compiled kernels,
+        on substreams 0 and 2; the polar map compiled too (``polar_into``), operation for operation."""
+        from ..engine.philox import SUBSTREAM_COMPLEX
+
+        real_kernel, imag_kernel = T.complex_parts(kernel)
+        first, second = np.empty(count, np.float64), np.empty(count, np.float64)
+        fill(real_kernel, key, start, first, "float64")
+        fill(imag_kernel, key, start, second, "float64", SUBSTREAM_COMPLEX)
+        values = np.empty(count, dtype=np.complex128)
+        if kernel.kind == T.COMPLEX_NORMAL:
+            values.real, values.imag = first, second
+            return values
+        real, imag = np.empty(count, np.float64), np.empty(count, np.float64)
+        polar_into(kernel.kind == T.COMPLEX_TRUNCATED, float(kernel.params[0]),
+                   float(kernel.params[1]) if len(kernel.params) > 1 else 0.0, first, second, real, imag)
+        values.real, values.imag = real, imag
+        return values
 
     def warmup(self, dtypes=("float32", "float64", "float16", "bfloat16")) -> None:
         """Compile (or load from the disk cache) every kernel for ``dtypes`` now."""

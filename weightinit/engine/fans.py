@@ -36,29 +36,44 @@ def keras_fans(shape: Sequence[int]) -> tuple[int, int]:
     return int(shape[-2]) * receptive, int(shape[-1]) * receptive
 
 
-def axes_fans(shape: Sequence[int], in_axis: int, out_axis: int, batch_axis: Sequence[int]) -> tuple[int, int]:
-    """JAX: rf = numel / (shape[in] * shape[out] * prod(shape[batch])); (shape[in] * rf, shape[out] * rf)."""
+Axes = int | Sequence[int]
+
+
+def axes_fans(shape: Sequence[int], in_axis: Axes, out_axis: Axes,
+              batch_axis: Axes) -> tuple[int | float, int | float]:
+    """jax.nn.initializers._compute_fans: in/out/batch sizes are products over their axes (an int is one
+    axis, an empty sequence has size 1); rf = numel / in / out / batch; (in * rf, out * rf).
+
+    Any rank works when the axes fit it (the default in_axis=-2 needs 2 dims, as in JAX). When every
+    axis is named at most once, rf is the (integer) product of the unnamed axes: the same numbers.
+    An axis named twice (flax's default Embed init: out_axis=0 = in_axis=-2 on a 2-D shape) is counted
+    twice, exactly as JAX does, in the same float operations, so the fans may be non-integers."""
     rank = len(shape)
 
-    def resolve(axis: int, field: str) -> int:
-        if not -rank <= axis < rank:
-            raise FanError(field, f"axis {axis} is out of range for a {rank}-D shape")
-        return axis % rank
+    def resolve(axes: Axes, field: str) -> list[int]:
+        resolved = []
+        for axis in (axes,) if isinstance(axes, int) else axes:
+            if not -rank <= axis < rank:
+                raise FanError(field, f"axis {axis} is out of range for a {rank}-D shape")
+            resolved.append(axis % rank)
+        return resolved
 
-    i = resolve(in_axis, "in_axis")
-    o = resolve(out_axis, "out_axis")
-    batch = [resolve(b, "batch_axis") for b in batch_axis]
-    if i == o:
-        raise FanError("out_axis", "in_axis and out_axis must differ")
-    if i in batch or o in batch or len(set(batch)) != len(batch):
-        raise FanError("batch_axis", "batch axes must be distinct from each other and from in_axis/out_axis")
-    named = {i, o, *batch}
-    receptive = _product(d for axis, d in enumerate(shape) if axis not in named)
-    return int(shape[i]) * receptive, int(shape[o]) * receptive
+    ins = resolve(in_axis, "in_axis")
+    outs = resolve(out_axis, "out_axis")
+    batch = resolve(batch_axis, "batch_axis")
+    in_size = _product(shape[a] for a in ins)
+    out_size = _product(shape[a] for a in outs)
+    batch_size = _product(shape[a] for a in batch)
+    named = ins + outs + batch
+    if len(set(named)) == len(named) or in_size * out_size * batch_size == 0:
+        receptive = _product(d for axis, d in enumerate(shape) if axis not in set(named))
+        return in_size * receptive, out_size * receptive
+    receptive_float = _product(shape) / in_size / out_size / batch_size
+    return in_size * receptive_float, out_size * receptive_float
 
 
-def compute_fans(shape: Sequence[int], layout: str, in_axis: int = -2, out_axis: int = -1,
-                 batch_axis: Sequence[int] = ()) -> tuple[int, int]:
+def compute_fans(shape: Sequence[int], layout: str, in_axis: Axes = -2, out_axis: Axes = -1,
+                 batch_axis: Axes = ()) -> tuple[int | float, int | float]:
     if layout == "torch":
         return torch_fans(shape)
     if layout == "keras":

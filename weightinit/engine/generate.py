@@ -10,12 +10,12 @@ import numpy as np
 from ..backends import Backend, get_backend, storage_dtype
 from ..spec import DEFAULT_LIMITS, Limits, SpecError, TensorSpec
 from .regions import fill_region, region_shape, resolve_region
-from .schemes import ConstantPlan, DensePlan, IndexPlan, Plan, RandomPlan, build_plan
-from .transforms import Kernel, round_to_storage
+from .schemes import ComplexRandomPlan, ConstantPlan, DensePlan, IndexPlan, Plan, RandomPlan, build_plan
+from .transforms import COMPLEX_KINDS, Kernel, round_to_storage
 from .validate import spec_from_dict
 
-#: Bump on any change that alters output bytes; the golden digests pin version 1.
-ALGORITHM_VERSION = 1
+#: Bump on any change that alters output bytes; the golden digests pin it (history: docs/rng.md).
+ALGORITHM_VERSION = 2
 #: Chunk of a stream (iter_chunks): 1 MiB of float32.
 DEFAULT_CHUNK_ELEMENTS = 1 << 18
 #: Piece of an in-memory tensor (generate): large, so backends split it across cores in one go,
@@ -42,6 +42,9 @@ class CompiledSpec:
             self.backend.random_into(plan.kernel, self.spec.key, start, out, dtype)
             if plan.mask is not None:
                 out[plan.mask.zeros_in(start, stop)] = 0
+        elif isinstance(plan, ComplexRandomPlan):
+            out[...] = round_to_storage(self.backend.complex_values(plan.kernel, self.spec.key, start, out.size),
+                                        dtype)
         elif isinstance(plan, ConstantPlan):
             out.fill(round_to_storage(np.array([plan.value]), dtype)[0])
         elif isinstance(plan, IndexPlan):
@@ -80,6 +83,8 @@ def compile_spec(spec: TensorSpec | Mapping, backend: str | Backend | None = Non
     engine = get_backend(backend)
 
     def draw(kernel: Kernel, count: int) -> np.ndarray:
+        if kernel.kind in COMPLEX_KINDS:
+            return engine.complex_values(kernel, spec.key, 0, count)
         return engine.random(kernel, spec.key, 0, count, "float64")
 
     plan = build_plan(spec, draw)

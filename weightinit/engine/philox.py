@@ -25,6 +25,8 @@ WORDS_PER_BLOCK = 4
 #: Substream ids (counter word 1): independent sequences under one key.
 SUBSTREAM_VALUES = 0
 SUBSTREAM_SPARSE_MASK = 1
+#: Second word of a complex element (its imaginary part, or its angle).
+SUBSTREAM_COMPLEX = 2
 
 
 def _mulhilo(a: int, b: int) -> tuple[int, int]:

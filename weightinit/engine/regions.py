@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..spec import SpecError
-from .schemes import ConstantPlan, DensePlan, IndexPlan, RandomPlan
+from .schemes import ComplexRandomPlan, ConstantPlan, DensePlan, IndexPlan, RandomPlan
 from .transforms import round_to_storage
 
 Bounds = tuple[tuple[int, int], ...]
@@ -139,7 +139,19 @@ def fill_runs(fill_range, starts: np.ndarray, run_length: int, out: np.ndarray, 
 
 
 def fill_region(compiled, bounds: Bounds, out: np.ndarray, batch_elements: int) -> np.ndarray:
-    """Write the region ``bounds`` of ``compiled`` (a CompiledSpec) into ``out`` (flat, storage dtype)."""
+    """Write the region ``bounds`` of ``compiled`` (a CompiledSpec) into ``out`` (flat, storage dtype),
+    then zero its rows listed in ``spec.zero_rows`` (as CompiledSpec.fill does for flat ranges)."""
+    _fill_plan_region(compiled, bounds, out, batch_elements)
+    zero_rows = compiled.spec.zero_rows
+    if zero_rows and out.size:
+        (row_start, row_stop), per_row = bounds[0], out.size // (bounds[0][1] - bounds[0][0])
+        for row in zero_rows:
+            if row_start <= row < row_stop:
+                out[(row - row_start) * per_row:(row - row_start + 1) * per_row] = 0
+    return out
+
+
+def _fill_plan_region(compiled, bounds: Bounds, out: np.ndarray, batch_elements: int) -> np.ndarray:
     spec, plan = compiled.spec, compiled.plan
     shape, dtype = spec.shape, spec.dtype
     if out.size == 0:
@@ -169,6 +181,14 @@ def fill_region(compiled, bounds: Bounds, out: np.ndarray, batch_elements: int) 
             (row_start, row_stop), (col_start, col_stop) = bounds
             zeros = plan.mask.zeros_in_region(row_start, row_stop, col_start, col_stop)
             out[zeros.reshape(-1)] = 0
+        return out
+    if isinstance(plan, ComplexRandomPlan):
+        def fill_complex(start: int, target: np.ndarray) -> np.ndarray:
+            values = compiled.backend.complex_values(plan.kernel, spec.key, start, target.size)
+            target[...] = round_to_storage(values, dtype)
+            return target
+
+        fill_runs(fill_complex, starts, run_length, out, batch_elements)
         return out
     raise TypeError(f"unknown plan {plan!r}")  # pragma: no cover
 

@@ -23,12 +23,16 @@ import numpy as np
 from ..spec import SCHEMES, TensorSpec, truncation_std_units
 from .fans import calculate_gain, fan_for_mode
 from .philox import SUBSTREAM_SPARSE_MASK, philox_words
-from .transforms import Kernel, normal_kernel, truncated_normal_kernel, uniform_kernel
+from .transforms import (Kernel, complex_disc_kernel, complex_normal_kernel, complex_truncated_normal_kernel,
+                         normal_kernel, truncated_normal_kernel, uniform_kernel)
 
 #: Keras: std of a unit normal truncated to [-2, 2] (scipy.stats.truncnorm.std(-2, 2)).
 KERAS_TRUNCATION_STD = 0.87962566103423978
 
-#: draw(kernel, count) -> float64 values of words [0, count) of the spec's stream.
+#: JAX: std of a complex standard normal (E|z|^2 = 1) with its modulus cut at 2.
+COMPLEX_TRUNCATION_STD = 0.95311164380491208
+
+#: draw(kernel, count) -> float64 (complex128 for a complex kernel) values of words [0, count).
 Draw = Callable[[Kernel, int], np.ndarray]
 
 
@@ -89,6 +93,13 @@ class RandomPlan:
 
 
 @dataclass(frozen=True)
+class ComplexRandomPlan:
+    """Element i = complex kernel(word i of substream 0, word i of substream 2)."""
+
+    kernel: Kernel
+
+
+@dataclass(frozen=True)
 class ConstantPlan:
     value: float
 
@@ -103,7 +114,18 @@ class DensePlan:
     values: np.ndarray  # float64, flat, row-major
 
 
-Plan = RandomPlan | ConstantPlan | IndexPlan | DensePlan
+Plan = RandomPlan | ComplexRandomPlan | ConstantPlan | IndexPlan | DensePlan
+
+
+def _is_complex(spec: TensorSpec) -> bool:
+    return spec.dtype in ("complex64", "complex128")
+
+
+def _normal_plan(spec: TensorSpec, mean: float, std: float) -> Plan:
+    """N(mean, std^2); complex: each part variance std^2 / 2 around (mean, 0)."""
+    if _is_complex(spec):
+        return ComplexRandomPlan(complex_normal_kernel(mean, std))
+    return RandomPlan(normal_kernel(mean, std))
 
 
 def _constant_plan(value: float) -> ConstantPlan:
@@ -150,8 +172,9 @@ def uniform(spec: TensorSpec, draw: Draw) -> Plan:
 
 
 def normal(spec: TensorSpec, draw: Draw) -> Plan:
-    """x ~ N(mean, std^2) by inversion: mean + std * Phi^-1(u)."""
-    return RandomPlan(normal_kernel(spec.params["mean"], spec.params["std"]))
+    """x ~ N(mean, std^2) by inversion: mean + std * Phi^-1(u). Complex: real and imaginary parts each
+    N(0, std^2 / 2), the real part shifted by mean (jax.random.normal)."""
+    return _normal_plan(spec, spec.params["mean"], spec.params["std"])
 
 
 def truncated_normal(spec: TensorSpec, draw: Draw) -> Plan:
@@ -179,7 +202,7 @@ def xavier_uniform(spec: TensorSpec, draw: Draw) -> Plan:
 def xavier_normal(spec: TensorSpec, draw: Draw) -> Plan:
     """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)); not truncated."""
     fan_in, fan_out = spec.fans()
-    return RandomPlan(normal_kernel(0.0, _gain(spec) * math.sqrt(2.0 / float(fan_in + fan_out))))
+    return _normal_plan(spec, 0.0, _gain(spec) * math.sqrt(2.0 / float(fan_in + fan_out)))
 
 
 def _kaiming_std(spec: TensorSpec) -> float:
@@ -195,7 +218,7 @@ def kaiming_uniform(spec: TensorSpec, draw: Draw) -> Plan:
 
 def kaiming_normal(spec: TensorSpec, draw: Draw) -> Plan:
     """N(0, std^2), std = gain / sqrt(fan); not truncated."""
-    return RandomPlan(normal_kernel(0.0, _kaiming_std(spec)))
+    return _normal_plan(spec, 0.0, _kaiming_std(spec))
 
 
 def torch_default(spec: TensorSpec, draw: Draw) -> Plan:
@@ -214,6 +237,13 @@ def torch_default(spec: TensorSpec, draw: Draw) -> Plan:
 
 def _variance_scaling(spec: TensorSpec, scale: float, mode: str, distribution: str) -> Plan:
     n = max(1.0, _fan(spec, mode))
+    if _is_complex(spec):  # JAX: a polar truncated normal, a complex normal, a uniform disc
+        if distribution == "truncated_normal":
+            return ComplexRandomPlan(complex_truncated_normal_kernel(
+                math.sqrt(scale / n) / COMPLEX_TRUNCATION_STD, 2.0))
+        if distribution in ("normal", "untruncated_normal"):
+            return ComplexRandomPlan(complex_normal_kernel(0.0, math.sqrt(scale / n)))
+        return ComplexRandomPlan(complex_disc_kernel(math.sqrt(scale / n)))
     if distribution == "truncated_normal":
         std = math.sqrt(scale / n) / KERAS_TRUNCATION_STD
         return RandomPlan(truncated_normal_kernel(0.0, std, -2.0, 2.0))
@@ -225,7 +255,10 @@ def _variance_scaling(spec: TensorSpec, scale: float, mode: str, distribution: s
 
 def variance_scaling(spec: TensorSpec, draw: Draw) -> Plan:
     """n = max(1, fan); truncated_normal: std = sqrt(scale / n) / 0.87962566103423978, cut at +-2 std;
-    normal: std = sqrt(scale / n); uniform: U(-l, l), l = sqrt(3 * scale / n)."""
+    normal: std = sqrt(scale / n); uniform: U(-l, l), l = sqrt(3 * scale / n).
+    Complex (JAX): truncated_normal: modulus-truncated complex normal (cut at 2) times
+    sqrt(scale / n) / 0.95311164380491208; normal: complex normal, E|z|^2 = scale / n; uniform: uniform
+    on the disc of radius sqrt(2 scale / n)."""
     p = spec.params
     return _variance_scaling(spec, p["scale"], p["mode"], p["distribution"])
 
@@ -262,33 +295,39 @@ def he_normal(spec: TensorSpec, draw: Draw) -> Plan:
 
 # --- structured schemes --------------------------------------------------------
 
-def _orthogonal_matrix(draw: Draw, rows: int, cols: int) -> np.ndarray:
+def _orthogonal_matrix(draw: Draw, rows: int, cols: int, complex_values: bool = False) -> np.ndarray:
     """Q of a (rows, cols) N(0, 1) matrix (row-major words 0..rows*cols), transposed first when
-    rows < cols, columns signed by sign(diag(R)) so the result is unique; shape (rows, cols)."""
-    matrix = draw(normal_kernel(0.0, 1.0), rows * cols).reshape(rows, cols)
+    rows < cols, columns signed by sign(diag(R)) so the result is unique; shape (rows, cols).
+    Complex: the matrix is complex normal (parts N(0, 1/2)), sign(d) = d / |d|, Q unitary."""
+    kernel = complex_normal_kernel(0.0, 1.0) if complex_values else normal_kernel(0.0, 1.0)
+    matrix = draw(kernel, rows * cols).reshape(rows, cols)
     wide = rows < cols
     if wide:
         matrix = matrix.T
     q, r = np.linalg.qr(matrix)
-    q = q * np.sign(np.diag(r))
+    diagonal = np.diag(r)
+    q = q * (diagonal / np.abs(diagonal) if complex_values else np.sign(diagonal))
     return q.T if wide else q
 
 
 def orthogonal(spec: TensorSpec, draw: Draw) -> Plan:
-    """gain * Q. torch: rows = shape[0], cols = numel / rows. JAX (column_axis given): the
-    (numel / shape[c], shape[c]) matrix, its last axis moved back to c."""
+    """gain * Q. torch layout: rows = shape[0], cols = numel / rows (torch.nn.init.orthogonal_).
+    JAX (column_axis = c given): the (numel / shape[c], shape[c]) matrix, its last axis moved back
+    to c. keras layout without column_axis: keras.initializers.Orthogonal's (prod(shape[:-1]),
+    shape[-1]), i.e. column_axis = -1 (since algorithm version 2)."""
     shape = spec.shape
-    if "column_axis" not in spec.params:
+    column_axis = spec.params.get("column_axis", -1 if spec.layout == "keras" else None)
+    if column_axis is None:
         rows = shape[0]
-        q = _orthogonal_matrix(draw, rows, spec.numel // rows)
+        q = _orthogonal_matrix(draw, rows, spec.numel // rows, _is_complex(spec))
         return DensePlan((_gain(spec) * q).reshape(-1))
-    axis = spec.params["column_axis"] % len(shape)
+    axis = column_axis % len(shape)
     n_cols = shape[axis]
     n_rows = spec.numel // n_cols
     if n_rows < n_cols:
-        q = _orthogonal_matrix(draw, n_cols, n_rows).T
+        q = _orthogonal_matrix(draw, n_cols, n_rows, _is_complex(spec)).T
     else:
-        q = _orthogonal_matrix(draw, n_rows, n_cols)
+        q = _orthogonal_matrix(draw, n_rows, n_cols, _is_complex(spec))
     rest = tuple(d for i, d in enumerate(shape) if i != axis)
     q = np.moveaxis(q.reshape(rest + (n_cols,)), -1, axis)
     return DensePlan((_gain(spec) * np.ascontiguousarray(q)).reshape(-1))
@@ -300,8 +339,8 @@ def delta_orthogonal(spec: TensorSpec, draw: Draw) -> Plan:
     shape = spec.shape
     torch_layout = spec.layout == "torch"
     out_ch, in_ch = (shape[0], shape[1]) if torch_layout else (shape[-1], shape[-2])
-    q = _gain(spec) * _orthogonal_matrix(draw, out_ch, in_ch)
-    weights = np.zeros(shape, dtype=np.float64)
+    q = _gain(spec) * _orthogonal_matrix(draw, out_ch, in_ch, _is_complex(spec))
+    weights = np.zeros(shape, dtype=q.dtype)
     if torch_layout:
         weights[(slice(None), slice(None)) + tuple((k - 1) // 2 for k in shape[2:])] = q
     else:

@@ -294,11 +294,106 @@ def apply_kernel(kernel: Kernel, words: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
+# Complex kernels: element i takes word i of substream 0 (w0) and word i of
+# substream 2 (w2), so random access is kept. JAX's complex definitions
+# (jax/_src/nn/initializers.py, jax.random.normal for complex dtypes):
+
+COMPLEX_NORMAL = "complex_normal"
+COMPLEX_DISC = "complex_disc"
+COMPLEX_TRUNCATED = "complex_truncated_normal"
+COMPLEX_KINDS = (COMPLEX_NORMAL, COMPLEX_DISC, COMPLEX_TRUNCATED)
+
+TWO_PI = 6.283185307179586
+#: 1/n!, each the correctly rounded quotient, for the sin/cos series on [-pi/4, pi/4].
+_INVERSE_FACTORIAL = tuple(1 / math.factorial(n) for n in range(0, 24))
+_SIN_SERIES = tuple((-1) ** k * _INVERSE_FACTORIAL[2 * k + 1] for k in range(11))
+_COS_SERIES = tuple((-1) ** k * _INVERSE_FACTORIAL[2 * k] for k in range(12))
+
+
+def complex_normal_kernel(mean: float, std: float) -> Kernel:
+    """re = mean + s * ndtri(open_uniform(w0)), im = s * ndtri(open_uniform(w2)), s = std * sqrt(1/2):
+    E|z - mean|^2 = std^2, each part variance std^2 / 2 (jax.random.normal, torch normal_ on complex)."""
+    return Kernel(COMPLEX_NORMAL, (float(mean), float(std) * SQRT_HALF))
+
+
+def complex_disc_kernel(scale: float) -> Kernel:
+    """Uniform on the disc of radius scale * sqrt(2) (JAX _complex_uniform times scale): radius
+    scale * sqrt(2 * uniform01(w0)), angle 2 pi uniform01(w2); E|z|^2 = scale^2."""
+    return Kernel(COMPLEX_DISC, (float(scale),))
+
+
+def complex_truncated_normal_kernel(scale: float, upper: float) -> Kernel:
+    """Complex normal with E|z|^2 = 1 before truncation, modulus cut at ``upper``, times ``scale`` (JAX
+    _complex_truncated_normal): radius scale * sqrt(-log(1 - m * uniform01(w0))), m = 1 - exp(-upper^2);
+    angle 2 pi uniform01(w2)."""
+    return Kernel(COMPLEX_TRUNCATED, (float(scale), 1.0 - exp_scalar(-(float(upper) * float(upper)))))
+
+
+def sincos_turns(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sin 2 pi u, cos 2 pi u) for u in [0, 1) from + - * only: k = floor(4u + 1/2), f = u - k/4 (exact),
+    a = TWO_PI * f in [-pi/4, pi/4], Taylor series of sin and cos in a*a by Horner (1/n! to n = 23),
+    then the quadrant k mod 4 rotates (cos, sin)."""
+    quadrant = np.floor(u * 4.0 + 0.5)
+    a = TWO_PI * (u - quadrant * 0.25)
+    z = a * a
+    sin_a = a * _horner(_SIN_SERIES, z)
+    cos_a = _horner(_COS_SERIES, z)
+    k = quadrant.astype(np.int64) % 4
+    sin = np.select([k == 0, k == 1, k == 2], [sin_a, cos_a, -sin_a], -cos_a)
+    cos = np.select([k == 0, k == 1, k == 2], [cos_a, -sin_a, -cos_a], sin_a)
+    return sin, cos
+
+
+def complex_parts(kernel: Kernel) -> tuple[Kernel, Kernel]:
+    """The real kernels a complex kernel applies to w0 and to w2: for complex_normal the two parts
+    themselves; for the polar forms uniform01 (uniform(0, 1): 0 + 1 * u is u exactly), which
+    :func:`polar_from_uniforms` turns into (real, imaginary)."""
+    if kernel.kind == COMPLEX_NORMAL:
+        return normal_kernel(kernel.params[0], kernel.params[1]), normal_kernel(0.0, kernel.params[1])
+    if kernel.kind in (COMPLEX_DISC, COMPLEX_TRUNCATED):
+        return uniform_kernel(0.0, 1.0), uniform_kernel(0.0, 1.0)
+    raise ValueError(f"unknown complex kernel kind {kernel.kind!r}")
+
+
+def polar_from_uniforms(kernel: Kernel, u0: np.ndarray, u2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(real, imaginary) of a polar complex kernel from u0 = uniform01(w0), u2 = uniform01(w2)."""
+    p = kernel.params
+    if kernel.kind == COMPLEX_DISC:
+        radius = p[0] * np.sqrt(2.0 * u0)
+    else:
+        radius = p[0] * np.sqrt(-log_positive(1.0 - p[1] * u0))
+    sin, cos = sincos_turns(u2)
+    return radius * cos, radius * sin
+
+
+def apply_complex_kernel(kernel: Kernel, w0: np.ndarray, w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference float64 (real, imaginary) parts of a complex kernel for words w0, w2."""
+    real_kernel, imag_kernel = complex_parts(kernel)
+    first, second = apply_kernel(real_kernel, w0), apply_kernel(imag_kernel, w2)
+    if kernel.kind == COMPLEX_NORMAL:
+        return first, second
+    return polar_from_uniforms(kernel, first, second)
+
+
+def complex_kernel_magnitude(kernel: Kernel) -> float:
+    """An upper bound on |real| and |imaginary| over all words."""
+    p = kernel.params
+    if kernel.kind == COMPLEX_NORMAL:
+        return abs(p[0]) + MAX_ABS_NORMAL_DEVIATE * p[1]
+    if kernel.kind == COMPLEX_DISC:
+        return p[0] * math.sqrt(2.0)
+    return p[0] * math.sqrt(-math.log(1.0 - p[1])) * (1.0 + 1e-12)
+
+
+# ---------------------------------------------------------------------------
 # float64 -> storage dtype, round to nearest even at each step.
 
 
 def round_to_storage(values: np.ndarray, dtype: str) -> np.ndarray:
-    """float64 -> float64 | float32 | float16 (via float32) | bfloat16 bits as uint16 (via float32)."""
+    """float64 -> float64 | float32 | float16 (via float32) | bfloat16 bits as uint16 (via float32);
+    float64 or complex128 -> complex128 | complex64 (each part rounded to float32)."""
+    if dtype in ("complex64", "complex128"):
+        return np.asarray(values).astype(dtype)
     if dtype == "float64":
         return np.asarray(values, dtype=np.float64)
     single = np.asarray(values, dtype=np.float64).astype(np.float32)

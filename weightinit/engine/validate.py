@@ -12,12 +12,13 @@ from typing import Any, Mapping
 
 from ..errors import SpecError
 from ..spec import DEFAULT_LIMITS, Limits, TensorSpec, check_limits, parse_spec
-from .schemes import BUILDERS, RandomPlan
-from .transforms import kernel_magnitude
+from .schemes import BUILDERS, ComplexRandomPlan, RandomPlan
+from .transforms import complex_kernel_magnitude, kernel_magnitude
 
-#: Largest finite value of each dtype.
+#: Largest finite value of each dtype (of each part, for complex).
 DTYPE_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308,
-             "float16": 65504.0, "bfloat16": 3.3895313892515355e38}
+             "float16": 65504.0, "bfloat16": 3.3895313892515355e38,
+             "complex64": 3.4028234663852886e38, "complex128": 1.7976931348623157e308}
 
 
 class _NeedsDraws(Exception):
@@ -44,9 +45,12 @@ def check_values_fit(spec: TensorSpec) -> None:
         plan = BUILDERS[spec.scheme](spec, _no_draws)
     except _NeedsDraws:
         return
-    if not isinstance(plan, RandomPlan):
+    if isinstance(plan, ComplexRandomPlan):
+        magnitude = complex_kernel_magnitude(plan.kernel) * scale
+    elif isinstance(plan, RandomPlan):
+        magnitude = kernel_magnitude(plan.kernel) * scale
+    else:
         return
-    magnitude = kernel_magnitude(plan.kernel) * scale
     if not math.isfinite(magnitude):
         raise SpecError("params", "the scale or bounds derived from these parameters overflow binary64")
     if magnitude > DTYPE_MAX[spec.dtype]:

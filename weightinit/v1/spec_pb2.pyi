@@ -14,6 +14,8 @@ class DataType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DATA_TYPE_FP64: _ClassVar[DataType]
     DATA_TYPE_FP16: _ClassVar[DataType]
     DATA_TYPE_BF16: _ClassVar[DataType]
+    DATA_TYPE_COMPLEX64: _ClassVar[DataType]
+    DATA_TYPE_COMPLEX128: _ClassVar[DataType]
 
 class Layout(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -64,6 +66,8 @@ DATA_TYPE_FP32: DataType
 DATA_TYPE_FP64: DataType
 DATA_TYPE_FP16: DataType
 DATA_TYPE_BF16: DataType
+DATA_TYPE_COMPLEX64: DataType
+DATA_TYPE_COMPLEX128: DataType
 LAYOUT_UNSPECIFIED: Layout
 LAYOUT_TORCH: Layout
 LAYOUT_KERAS: Layout
@@ -95,8 +99,14 @@ TRUNCATION_BOUNDS_UNSPECIFIED: TruncationBounds
 TRUNCATION_BOUNDS_ABSOLUTE: TruncationBounds
 TRUNCATION_BOUNDS_STD: TruncationBounds
 
+class AxisList(_message.Message):
+    __slots__ = ("axes",)
+    AXES_FIELD_NUMBER: _ClassVar[int]
+    axes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, axes: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class TensorSpec(_message.Message):
-    __slots__ = ("name", "shape", "dtype", "seed", "layout", "in_axis", "out_axis", "batch_axis", "stream", "zero_rows", "scale", "zeros", "ones", "constant", "uniform", "normal", "truncated_normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "lecun_uniform", "lecun_normal", "variance_scaling", "orthogonal", "sparse", "eye", "dirac", "delta_orthogonal", "torch_default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
+    __slots__ = ("name", "shape", "dtype", "seed", "layout", "in_axis", "out_axis", "batch_axis", "stream", "zero_rows", "scale", "in_axes", "out_axes", "zeros", "ones", "constant", "uniform", "normal", "truncated_normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "lecun_uniform", "lecun_normal", "variance_scaling", "orthogonal", "sparse", "eye", "dirac", "delta_orthogonal", "torch_default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +118,8 @@ class TensorSpec(_message.Message):
     STREAM_FIELD_NUMBER: _ClassVar[int]
     ZERO_ROWS_FIELD_NUMBER: _ClassVar[int]
     SCALE_FIELD_NUMBER: _ClassVar[int]
+    IN_AXES_FIELD_NUMBER: _ClassVar[int]
+    OUT_AXES_FIELD_NUMBER: _ClassVar[int]
     ZEROS_FIELD_NUMBER: _ClassVar[int]
     ONES_FIELD_NUMBER: _ClassVar[int]
     CONSTANT_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +154,8 @@ class TensorSpec(_message.Message):
     stream: int
     zero_rows: _containers.RepeatedScalarFieldContainer[int]
     scale: float
+    in_axes: AxisList
+    out_axes: AxisList
     zeros: ZerosParams
     ones: OnesParams
     constant: ConstantParams
@@ -165,7 +179,7 @@ class TensorSpec(_message.Message):
     glorot_normal: GlorotNormalParams
     he_uniform: HeUniformParams
     he_normal: HeNormalParams
-    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[_Union[DataType, str]] = ..., seed: _Optional[int] = ..., layout: _Optional[_Union[Layout, str]] = ..., in_axis: _Optional[int] = ..., out_axis: _Optional[int] = ..., batch_axis: _Optional[_Iterable[int]] = ..., stream: _Optional[int] = ..., zero_rows: _Optional[_Iterable[int]] = ..., scale: _Optional[float] = ..., zeros: _Optional[_Union[ZerosParams, _Mapping]] = ..., ones: _Optional[_Union[OnesParams, _Mapping]] = ..., constant: _Optional[_Union[ConstantParams, _Mapping]] = ..., uniform: _Optional[_Union[UniformParams, _Mapping]] = ..., normal: _Optional[_Union[NormalParams, _Mapping]] = ..., truncated_normal: _Optional[_Union[TruncatedNormalParams, _Mapping]] = ..., xavier_uniform: _Optional[_Union[XavierUniformParams, _Mapping]] = ..., xavier_normal: _Optional[_Union[XavierNormalParams, _Mapping]] = ..., kaiming_uniform: _Optional[_Union[KaimingUniformParams, _Mapping]] = ..., kaiming_normal: _Optional[_Union[KaimingNormalParams, _Mapping]] = ..., lecun_uniform: _Optional[_Union[LecunUniformParams, _Mapping]] = ..., lecun_normal: _Optional[_Union[LecunNormalParams, _Mapping]] = ..., variance_scaling: _Optional[_Union[VarianceScalingParams, _Mapping]] = ..., orthogonal: _Optional[_Union[OrthogonalParams, _Mapping]] = ..., sparse: _Optional[_Union[SparseParams, _Mapping]] = ..., eye: _Optional[_Union[EyeParams, _Mapping]] = ..., dirac: _Optional[_Union[DiracParams, _Mapping]] = ..., delta_orthogonal: _Optional[_Union[DeltaOrthogonalParams, _Mapping]] = ..., torch_default: _Optional[_Union[TorchDefaultParams, _Mapping]] = ..., glorot_uniform: _Optional[_Union[GlorotUniformParams, _Mapping]] = ..., glorot_normal: _Optional[_Union[GlorotNormalParams, _Mapping]] = ..., he_uniform: _Optional[_Union[HeUniformParams, _Mapping]] = ..., he_normal: _Optional[_Union[HeNormalParams, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[_Union[DataType, str]] = ..., seed: _Optional[int] = ..., layout: _Optional[_Union[Layout, str]] = ..., in_axis: _Optional[int] = ..., out_axis: _Optional[int] = ..., batch_axis: _Optional[_Iterable[int]] = ..., stream: _Optional[int] = ..., zero_rows: _Optional[_Iterable[int]] = ..., scale: _Optional[float] = ..., in_axes: _Optional[_Union[AxisList, _Mapping]] = ..., out_axes: _Optional[_Union[AxisList, _Mapping]] = ..., zeros: _Optional[_Union[ZerosParams, _Mapping]] = ..., ones: _Optional[_Union[OnesParams, _Mapping]] = ..., constant: _Optional[_Union[ConstantParams, _Mapping]] = ..., uniform: _Optional[_Union[UniformParams, _Mapping]] = ..., normal: _Optional[_Union[NormalParams, _Mapping]] = ..., truncated_normal: _Optional[_Union[TruncatedNormalParams, _Mapping]] = ..., xavier_uniform: _Optional[_Union[XavierUniformParams, _Mapping]] = ..., xavier_normal: _Optional[_Union[XavierNormalParams, _Mapping]] = ..., kaiming_uniform: _Optional[_Union[KaimingUniformParams, _Mapping]] = ..., kaiming_normal: _Optional[_Union[KaimingNormalParams, _Mapping]] = ..., lecun_uniform: _Optional[_Union[LecunUniformParams, _Mapping]] = ..., lecun_normal: _Optional[_Union[LecunNormalParams, _Mapping]] = ..., variance_scaling: _Optional[_Union[VarianceScalingParams, _Mapping]] = ..., orthogonal: _Optional[_Union[OrthogonalParams, _Mapping]] = ..., sparse: _Optional[_Union[SparseParams, _Mapping]] = ..., eye: _Optional[_Union[EyeParams, _Mapping]] = ..., dirac: _Optional[_Union[DiracParams, _Mapping]] = ..., delta_orthogonal: _Optional[_Union[DeltaOrthogonalParams, _Mapping]] = ..., torch_default: _Optional[_Union[TorchDefaultParams, _Mapping]] = ..., glorot_uniform: _Optional[_Union[GlorotUniformParams, _Mapping]] = ..., glorot_normal: _Optional[_Union[GlorotNormalParams, _Mapping]] = ..., he_uniform: _Optional[_Union[HeUniformParams, _Mapping]] = ..., he_normal: _Optional[_Union[HeNormalParams, _Mapping]] = ...) -> None: ...
 
 class ZerosParams(_message.Message):
     __slots__ = ()
