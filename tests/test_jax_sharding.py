@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(r'''
     import numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     import weightinit as wi
-    from weightinit.jax.sharding import materialize
+    from weightinit.jax import materialize
 
     assert len(jax.devices()) == 8, jax.devices()
     devices = np.array(jax.devices())
@@ -85,7 +85,7 @@ def test_materialize_equals_single_device_generate():
 def test_float64_without_x64_is_refused():
     jax = pytest.importorskip("jax")
     from weightinit import SpecError
-    from weightinit.jax.sharding import materialize
+    from weightinit.jax import materialize
 
     if jax.config.jax_enable_x64:
         pytest.skip("x64 enabled in this process")

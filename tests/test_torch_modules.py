@@ -230,7 +230,7 @@ def test_rules_first_match_wins_by_glob_and_module_type():
 
 
 def test_a_rule_matching_nothing_is_an_error_naming_it():
-    with pytest.raises(ValueError, match=r"rules\[1\] \('fc\.bais'\) matches no parameter"):
+    with pytest.raises(wi.SpecError, match=r"rules\[1\]: 'fc\.bais' matches no parameter"):
         init_module(nn.Sequential(nn.Linear(3, 3)), rules=[("*.weight", "zeros"), ("fc.bais", "zeros")])
     model = nn.Sequential(nn.Linear(3, 3))
     before = model[0].weight.detach().clone()
@@ -270,3 +270,53 @@ def test_client_path_fills_non_contiguous_parameters_and_skips_meta_ones():
         on_meta = nn.Linear(4, 3)
     assert init_module(on_meta, seed=2, client=LocalClient()) == init_module(plain, seed=2)
     assert on_meta.weight.is_meta
+
+
+def _tiny_gpt2():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1 = nn.LayerNorm(8)
+            self.attn = nn.Module()
+            self.attn.c_attn = nn.Linear(8, 24)
+            self.attn.c_proj = nn.Linear(8, 8)
+            self.mlp = nn.Module()
+            self.mlp.c_fc = nn.Linear(8, 32)
+            self.mlp.c_proj = nn.Linear(32, 8)
+
+    model = nn.Module()
+    model.wte = nn.Embedding(50, 8)
+    model.h = nn.ModuleList([Block() for _ in range(3)])
+    return model
+
+
+def test_data_recipes_from_weightinit_recipes_fill_the_module():
+    from weightinit import recipes
+
+    model = _tiny_gpt2()
+    manifest = init_module(model, seed=4, recipe={"recipe": "gpt2", "std": 0.03})
+    names = [name for name, _ in model.named_parameters()]
+    assert [t["name"] for t in manifest["tensors"]] == names
+    assert manifest["recipe"]["recipe"] == "gpt2" and manifest["recipe"]["n_layers"] == 3  # derived, recorded
+    tensors = [(name, list(p.shape), "float32", None) for name, p in model.named_parameters()]
+    expected = {spec["name"]: wi.spec_from_dict(spec).to_dict()
+                for spec in recipes.expand({"recipe": "gpt2", "std": 0.03}, tensors, seed=4)}
+    for spec in manifest["tensors"]:
+        assert spec == expected[spec["name"]]
+    for name, parameter in model.named_parameters():
+        assert parameter.detach().numpy().tobytes() == wi.generate(expected[name]).tobytes(), name
+    proj = dict(model.named_parameters())["h.1.attn.c_proj.weight"]
+    assert abs(proj.std().item() - 0.03 / (2 * 3) ** 0.5) < 0.01  # GPT-2's scaled residual projection
+    # a rule takes precedence over the recipe for the parameters it matches
+    manifest = init_module(model, seed=4, recipe="gpt2", rules=[("wte.weight", "zeros")])
+    assert dict(model.named_parameters())["wte.weight"].abs().sum().item() == 0
+    assert {t["name"]: t["scheme"] for t in manifest["tensors"]}["wte.weight"] == "zeros"
+
+
+def test_a_data_recipe_that_misses_a_parameter_names_it():
+    model = nn.Sequential(nn.Linear(3, 3))
+    with pytest.raises(ParameterError) as caught:
+        init_module(model, recipe={"rules": [{"match": "*.bias", "scheme": "zeros"}]})
+    assert caught.value.parameter == "0.weight"
+    with pytest.raises(wi.SpecError, match="recipe"):
+        init_module(model, recipe="no-such-recipe")

@@ -40,9 +40,12 @@ from ..engine.generate import generate
 from ..engine.philox import stream_id_from_name
 from ..engine.validate import spec_from_dict
 
+from .sharding import materialize  # noqa: E402  (jax.make_array_from_callback, each device its region)
+
 __all__ = [
     "constant", "delta_orthogonal", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
-    "kaiming_normal", "kaiming_uniform", "key_to_seed_stream", "lecun_normal", "lecun_uniform", "normal", "ones",
+    "kaiming_normal", "kaiming_uniform", "key_to_seed_stream", "lecun_normal", "lecun_uniform", "materialize",
+    "normal", "ones",
     "orthogonal", "truncated_normal", "uniform", "variance_scaling", "xavier_normal", "xavier_uniform", "zeros",
 ]
 

@@ -23,11 +23,14 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 from ..engine.fans import NONLINEARITIES
 from ..engine.fans import calculate_gain as _engine_gain
 from ._fill import ParameterError, fill_tensor_, tensor_spec
+from .lsuv import apply_manifest, lsuv
 from .modules import init_module, module_manifest
+from .report import signal_report
 
 __all__ = [
-    "ParameterError", "calculate_gain", "constant_", "dirac_", "eye_", "fill_tensor_", "init_module",
-    "kaiming_normal_", "kaiming_uniform_", "module_manifest", "normal_", "ones_", "orthogonal_", "sparse_",
+    "ParameterError", "apply_manifest", "calculate_gain", "constant_", "dirac_", "eye_", "fill_tensor_", "init_module",
+    "kaiming_normal_", "kaiming_uniform_", "lsuv", "module_manifest", "normal_", "ones_", "orthogonal_",
+    "signal_report", "sparse_",
     "trunc_normal_", "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_",
 ]
 

@@ -117,7 +117,9 @@ def torch_recipe(module: nn.Module, root: nn.Module) -> Mapping[str, Mapping[str
     return {}
 
 
-def _recipe(recipe: str | Recipe | None) -> Recipe | None:
+def _recipe(recipe: Any) -> Recipe | None:
+    """A per-module recipe callable, or None. Recipes given as data (a built-in name of
+    :mod:`weightinit.recipes` or a dict) are expanded over the whole model in ``_plan`` instead."""
     if recipe is None or callable(recipe):
         return recipe
     if recipe == "torch":
@@ -126,7 +128,31 @@ def _recipe(recipe: str | Recipe | None) -> Recipe | None:
         from .hf import hf_recipe
 
         return hf_recipe
-    raise ValueError(f"recipe must be 'torch', 'hf', None or a callable, got {recipe!r}")
+    raise SpecError("recipe", f"must be 'torch', 'hf', a weightinit.recipes name or dict, None or a callable; "
+                              f"got {recipe!r}")
+
+
+def _is_data_recipe(recipe: Any) -> bool:
+    from ..recipes import BUILTINS
+
+    return isinstance(recipe, Mapping) or (isinstance(recipe, str) and recipe in BUILTINS)
+
+
+def _data_recipe_defaults(recipe: Any, entries: list, seed: int) -> tuple[dict[str, Mapping[str, Any]], dict]:
+    """weightinit.recipes over the parameters no rule took: name -> spec, and the resolved recipe
+    (every parameter, derived ones included) for the manifest."""
+    from .. import recipes
+
+    tensors = [{"name": name, "shape": [int(d) for d in parameter.shape], "dtype": dtype_name(parameter),
+                "module": type(owner).__name__} for name, parameter, owner in entries]
+    try:
+        specs = recipes.expand(recipe, tensors, seed=seed)
+        resolved = recipes.resolve(recipe, tensors)
+    except SpecError as error:
+        if error.field.startswith("tensors."):
+            raise ParameterError(error.field[len("tensors."):], "recipe", error.message) from None
+        raise
+    return {spec["name"]: spec for spec in specs}, resolved
 
 
 # --- rules -------------------------------------------------------------------------------------
@@ -208,17 +234,29 @@ def _resolve(name: str, parameter, partial: Mapping[str, Any], seed: int) -> dic
 
 
 def _plan(module: nn.Module, seed: int, rules, recipe) -> tuple[dict, list]:
-    recipe = _recipe(recipe)
+    data_recipe = recipe if _is_data_recipe(recipe) else None
+    recipe = None if data_recipe is not None else _recipe(recipe)
     rules = _rules(rules)
     defaults = _defaults(module, recipe)
     used = [False] * len(rules)
-    tensors, parameters = [], []
+    chosen, untaken = [], []
     for name, parameter, owner, local in _parameters(module):
         partial = None
         for index, (selector, spec) in enumerate(rules):
             if _matches(selector, name, owner):
                 used[index] = True
                 partial = spec if partial is None else partial
+        chosen.append((name, parameter, owner, local, partial))
+        if partial is None:
+            untaken.append((name, parameter, owner))
+    for index, (selector, _) in enumerate(rules):
+        if not used[index]:
+            raise SpecError(f"rules[{index}]", f"{_selector_name(selector)} matches no parameter of the module")
+    resolved_recipe = None
+    if data_recipe is not None and untaken:
+        defaults, resolved_recipe = _data_recipe_defaults(data_recipe, untaken, seed)
+    tensors, parameters = [], []
+    for name, parameter, owner, local, partial in chosen:
         if partial is None:
             partial = defaults.get(name)
         if partial is None:
@@ -228,14 +266,14 @@ def _plan(module: nn.Module, seed: int, rules, recipe) -> tuple[dict, list]:
                                                  f"give a rule for it")
         tensors.append(_resolve(name, parameter, partial, seed))
         parameters.append(parameter)
-    for index, (selector, _) in enumerate(rules):
-        if not used[index]:
-            raise ValueError(f"rules[{index}] ({_selector_name(selector)}) matches no parameter of the module")
-    return {"seed": seed, "tensors": tensors}, parameters
+    manifest = {"seed": seed, "tensors": tensors}
+    if resolved_recipe is not None:
+        manifest["recipe"] = resolved_recipe
+    return manifest, parameters
 
 
 def module_manifest(module: nn.Module, seed: int = 0, rules: Sequence | Mapping = (), *,
-                    recipe: str | Recipe | None = "torch") -> dict:
+                    recipe: Any = "torch") -> dict:
     """The manifest ``init_module`` would use, without filling anything."""
     return _plan(module, seed, rules, recipe)[0]
 
@@ -250,12 +288,15 @@ def _is_dtensor(parameter) -> bool:
     return isinstance(parameter, DTensor)
 
 
-def init_module(module: nn.Module, seed: int = 0, rules: Sequence | Mapping = (), *, recipe: str | Recipe | None = "torch",
+def init_module(module: nn.Module, seed: int = 0, rules: Sequence | Mapping = (), *, recipe: Any = "torch",
                 client=None) -> dict:
     """Fill every parameter of ``module`` in place; returns the manifest used ({"seed", "tensors": [resolved specs]}),
     replayable with ``weightinit generate --manifest`` or ``Client.generate_model``.
 
     ``rules``: ordered ``(selector, spec)`` pairs (or a mapping); a spec may leave out shape, dtype and name.
+    ``recipe``: "torch" (each module's ``reset_parameters``), "hf" (transformers' ``_init_weights``), a
+    :mod:`weightinit.recipes` recipe (a built-in name such as "gpt2", or a dict; expanded over the parameters
+    no rule takes, its resolved form recorded in the manifest), a callable, or None (rules only).
     ``client``: a ``weightinit.client.Client`` (or ``LocalClient``): the bytes come in one ``GenerateModel`` call,
     identical to the in-process engine's. DTensor parameters are filled shard by shard on each rank from their
     global spec (``weightinit.torch.distributed.fill_local_``). Parameters on the meta device are left as they are.
