@@ -25,37 +25,37 @@ _sym_db = _symbol_database.Default()
 from weightinit.v1 import spec_pb2 as weightinit_dot_v1_dot_spec__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'weightinit/v1/initializer_service.proto\x12\rweightinit.v1\x1a\x18weightinit/v1/spec.proto\"\xb2\x01\n\x0fGenerateRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.weightinit.v1.TensorSpec\x12\x12\n\x05start\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x11\n\x04stop\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\x16\n\x0e\x63hunk_elements\x18\x04 \x01(\x03\x12\x16\n\thash_from\x18\x05 \x01(\x03H\x02\x88\x01\x01\x42\x08\n\x06_startB\x07\n\x05_stopB\x0c\n\n_hash_from\"\xa7\x02\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12&\n\x05\x64type\x18\x03 \x01(\x0e\x32\x17.weightinit.v1.DataType\x12\x15\n\relement_count\x18\x04 \x01(\x03\x12\r\n\x05start\x18\x05 \x01(\x03\x12\x0c\n\x04stop\x18\x06 \x01(\x03\x12\x12\n\nbyte_count\x18\x07 \x01(\x03\x12\x11\n\titem_size\x18\x08 \x01(\x05\x12\x19\n\x11\x61lgorithm_version\x18\t \x01(\r\x12\x0c\n\x04seed\x18\n \x01(\x04\x12\x0e\n\x06stream\x18\x0b \x01(\x04\x12\x11\n\thash_from\x18\x0c \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\r \x01(\t\x12\x1a\n\x12resolved_spec_json\x18\x0e \x01(\t\"m\n\x10GenerateResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.weightinit.v1.TensorHeader\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0e\n\x06sha256\x18\x04 \x01(\x0c\"^\n\x14GenerateModelRequest\x12.\n\x08manifest\x18\x01 \x01(\x0b\x32\x1c.weightinit.v1.ModelManifest\x12\x16\n\x0e\x63hunk_elements\x18\x02 \x01(\x03\"\x88\x01\n\x15GenerateModelResponse\x12\x14\n\x0ctensor_index\x18\x01 \x01(\x05\x12+\n\x06header\x18\x02 \x01(\x0b\x32\x1b.weightinit.v1.TensorHeader\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0e\n\x06sha256\x18\x05 \x01(\x0c\"\x18\n\x16GetCapabilitiesRequest\"\x87\x01\n\tParamInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.weightinit.v1.ParamType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x04 \x01(\t\x12\x0f\n\x07\x63hoices\x18\x05 \x03(\t\x12\x0b\n\x03\x64oc\x18\x06 \x01(\t\"Q\n\nSchemeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64oc\x18\x02 \x01(\t\x12(\n\x06params\x18\x03 \x03(\x0b\x32\x18.weightinit.v1.ParamInfo\">\n\x0b\x42\x61\x63kendInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xc4\x01\n\x0cServerLimits\x12 \n\x18max_elements_per_request\x18\x01 \x01(\x03\x12\x1e\n\x16max_elements_per_model\x18\x02 \x01(\x03\x12\x1d\n\x15max_tensors_per_model\x18\x03 \x01(\x03\x12\x1e\n\x16max_concurrent_streams\x18\x04 \x01(\x05\x12\x1a\n\x12max_dense_elements\x18\x05 \x01(\x03\x12\x17\n\x0fmax_chunk_bytes\x18\x06 \x01(\x03\"\xf0\x02\n\x17GetCapabilitiesResponse\x12\x19\n\x11\x61lgorithm_version\x18\x01 \x01(\r\x12\x16\n\x0eserver_version\x18\x02 \x01(\t\x12*\n\x07schemes\x18\x03 \x03(\x0b\x32\x19.weightinit.v1.SchemeInfo\x12\'\n\x06\x64types\x18\x04 \x03(\x0e\x32\x17.weightinit.v1.DataType\x12&\n\x07layouts\x18\x05 \x03(\x0e\x32\x15.weightinit.v1.Layout\x12,\n\x08\x62\x61\x63kends\x18\x06 \x03(\x0b\x32\x1a.weightinit.v1.BackendInfo\x12\x16\n\x0e\x61\x63tive_backend\x18\x07 \x01(\t\x12\x15\n\ractive_device\x18\x08 \x01(\t\x12+\n\x06limits\x18\t \x01(\x0b\x32\x1b.weightinit.v1.ServerLimits\x12\x1b\n\x13\x64\x65\x66\x61ult_chunk_bytes\x18\n \x01(\x03*~\n\tParamType\x12\x1a\n\x16PARAM_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10PARAM_TYPE_FLOAT\x10\x01\x12\x12\n\x0ePARAM_TYPE_INT\x10\x02\x12\x12\n\x0ePARAM_TYPE_STR\x10\x03\x12\x17\n\x13PARAM_TYPE_INT_LIST\x10\x04\x32\xa3\x02\n\x12InitializerService\x12M\n\x08Generate\x12\x1e.weightinit.v1.GenerateRequest\x1a\x1f.weightinit.v1.GenerateResponse0\x01\x12\\\n\rGenerateModel\x12#.weightinit.v1.GenerateModelRequest\x1a$.weightinit.v1.GenerateModelResponse0\x01\x12`\n\x0fGetCapabilities\x12%.weightinit.v1.GetCapabilitiesRequest\x1a&.weightinit.v1.GetCapabilitiesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'weightinit/v1/initializer_service.proto\x12\rweightinit.v1\x1a\x18weightinit/v1/spec.proto\"\xc7\x01\n\x0fGenerateRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.weightinit.v1.TensorSpec\x12\x12\n\x05start\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x11\n\x04stop\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\x16\n\x0e\x63hunk_elements\x18\x04 \x01(\x03\x12\x16\n\thash_from\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12\x13\n\x0b\x64igest_only\x18\x14 \x01(\x08\x42\x08\n\x06_startB\x07\n\x05_stopB\x0c\n\n_hash_from\"\xa7\x02\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12&\n\x05\x64type\x18\x03 \x01(\x0e\x32\x17.weightinit.v1.DataType\x12\x15\n\relement_count\x18\x04 \x01(\x03\x12\r\n\x05start\x18\x05 \x01(\x03\x12\x0c\n\x04stop\x18\x06 \x01(\x03\x12\x12\n\nbyte_count\x18\x07 \x01(\x03\x12\x11\n\titem_size\x18\x08 \x01(\x05\x12\x19\n\x11\x61lgorithm_version\x18\t \x01(\r\x12\x0c\n\x04seed\x18\n \x01(\x04\x12\x0e\n\x06stream\x18\x0b \x01(\x04\x12\x11\n\thash_from\x18\x0c \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\r \x01(\t\x12\x1a\n\x12resolved_spec_json\x18\x0e \x01(\t\"m\n\x10GenerateResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.weightinit.v1.TensorHeader\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0e\n\x06sha256\x18\x04 \x01(\x0c\"^\n\x14GenerateModelRequest\x12.\n\x08manifest\x18\x01 \x01(\x0b\x32\x1c.weightinit.v1.ModelManifest\x12\x16\n\x0e\x63hunk_elements\x18\x02 \x01(\x03\"\x88\x01\n\x15GenerateModelResponse\x12\x14\n\x0ctensor_index\x18\x01 \x01(\x05\x12+\n\x06header\x18\x02 \x01(\x0b\x32\x1b.weightinit.v1.TensorHeader\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0e\n\x06sha256\x18\x05 \x01(\x0c\"\x18\n\x16GetCapabilitiesRequest\"\x87\x01\n\tParamInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.weightinit.v1.ParamType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x04 \x01(\t\x12\x0f\n\x07\x63hoices\x18\x05 \x03(\t\x12\x0b\n\x03\x64oc\x18\x06 \x01(\t\"Q\n\nSchemeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64oc\x18\x02 \x01(\t\x12(\n\x06params\x18\x03 \x03(\x0b\x32\x18.weightinit.v1.ParamInfo\">\n\x0b\x42\x61\x63kendInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x9f\x03\n\x0cServerLimits\x12 \n\x18max_elements_per_request\x18\x01 \x01(\x03\x12\x1e\n\x16max_elements_per_model\x18\x02 \x01(\x03\x12\x1d\n\x15max_tensors_per_model\x18\x03 \x01(\x03\x12\x1e\n\x16max_concurrent_streams\x18\x04 \x01(\x05\x12\x1a\n\x12max_dense_elements\x18\x05 \x01(\x03\x12\x17\n\x0fmax_chunk_bytes\x18\x06 \x01(\x03\x12\x1b\n\x13max_hashed_elements\x18\x14 \x01(\x03\x12\x1d\n\x15max_chunks_per_stream\x18\x15 \x01(\x03\x12\x16\n\x0emax_dense_work\x18\x16 \x01(\x03\x12 \n\x18max_dense_work_per_model\x18\x17 \x01(\x03\x12#\n\x1bstream_idle_timeout_seconds\x18\x18 \x01(\x01\x12\x1c\n\x14max_deadline_seconds\x18\x19 \x01(\x01\x12 \n\x18max_streams_per_identity\x18\x1a \x01(\x05\"\xf0\x02\n\x17GetCapabilitiesResponse\x12\x19\n\x11\x61lgorithm_version\x18\x01 \x01(\r\x12\x16\n\x0eserver_version\x18\x02 \x01(\t\x12*\n\x07schemes\x18\x03 \x03(\x0b\x32\x19.weightinit.v1.SchemeInfo\x12\'\n\x06\x64types\x18\x04 \x03(\x0e\x32\x17.weightinit.v1.DataType\x12&\n\x07layouts\x18\x05 \x03(\x0e\x32\x15.weightinit.v1.Layout\x12,\n\x08\x62\x61\x63kends\x18\x06 \x03(\x0b\x32\x1a.weightinit.v1.BackendInfo\x12\x16\n\x0e\x61\x63tive_backend\x18\x07 \x01(\t\x12\x15\n\ractive_device\x18\x08 \x01(\t\x12+\n\x06limits\x18\t \x01(\x0b\x32\x1b.weightinit.v1.ServerLimits\x12\x1b\n\x13\x64\x65\x66\x61ult_chunk_bytes\x18\n \x01(\x03*~\n\tParamType\x12\x1a\n\x16PARAM_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10PARAM_TYPE_FLOAT\x10\x01\x12\x12\n\x0ePARAM_TYPE_INT\x10\x02\x12\x12\n\x0ePARAM_TYPE_STR\x10\x03\x12\x17\n\x13PARAM_TYPE_INT_LIST\x10\x04\x32\xa3\x02\n\x12InitializerService\x12M\n\x08Generate\x12\x1e.weightinit.v1.GenerateRequest\x1a\x1f.weightinit.v1.GenerateResponse0\x01\x12\\\n\rGenerateModel\x12#.weightinit.v1.GenerateModelRequest\x1a$.weightinit.v1.GenerateModelResponse0\x01\x12`\n\x0fGetCapabilities\x12%.weightinit.v1.GetCapabilitiesRequest\x1a&.weightinit.v1.GetCapabilitiesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'weightinit.v1.initializer_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PARAMTYPE']._serialized_start=1790
-  _globals['_PARAMTYPE']._serialized_end=1916
+  _globals['_PARAMTYPE']._serialized_start=2030
+  _globals['_PARAMTYPE']._serialized_end=2156
   _globals['_GENERATEREQUEST']._serialized_start=85
-  _globals['_GENERATEREQUEST']._serialized_end=263
-  _globals['_TENSORHEADER']._serialized_start=266
-  _globals['_TENSORHEADER']._serialized_end=561
-  _globals['_GENERATERESPONSE']._serialized_start=563
-  _globals['_GENERATERESPONSE']._serialized_end=672
-  _globals['_GENERATEMODELREQUEST']._serialized_start=674
-  _globals['_GENERATEMODELREQUEST']._serialized_end=768
-  _globals['_GENERATEMODELRESPONSE']._serialized_start=771
-  _globals['_GENERATEMODELRESPONSE']._serialized_end=907
-  _globals['_GETCAPABILITIESREQUEST']._serialized_start=909
-  _globals['_GETCAPABILITIESREQUEST']._serialized_end=933
-  _globals['_PARAMINFO']._serialized_start=936
-  _globals['_PARAMINFO']._serialized_end=1071
-  _globals['_SCHEMEINFO']._serialized_start=1073
-  _globals['_SCHEMEINFO']._serialized_end=1154
-  _globals['_BACKENDINFO']._serialized_start=1156
-  _globals['_BACKENDINFO']._serialized_end=1218
-  _globals['_SERVERLIMITS']._serialized_start=1221
-  _globals['_SERVERLIMITS']._serialized_end=1417
-  _globals['_GETCAPABILITIESRESPONSE']._serialized_start=1420
-  _globals['_GETCAPABILITIESRESPONSE']._serialized_end=1788
-  _globals['_INITIALIZERSERVICE']._serialized_start=1919
-  _globals['_INITIALIZERSERVICE']._serialized_end=2210
+  _globals['_GENERATEREQUEST']._serialized_end=284
+  _globals['_TENSORHEADER']._serialized_start=287
+  _globals['_TENSORHEADER']._serialized_end=582
+  _globals['_GENERATERESPONSE']._serialized_start=584
+  _globals['_GENERATERESPONSE']._serialized_end=693
+  _globals['_GENERATEMODELREQUEST']._serialized_start=695
+  _globals['_GENERATEMODELREQUEST']._serialized_end=789
+  _globals['_GENERATEMODELRESPONSE']._serialized_start=792
+  _globals['_GENERATEMODELRESPONSE']._serialized_end=928
+  _globals['_GETCAPABILITIESREQUEST']._serialized_start=930
+  _globals['_GETCAPABILITIESREQUEST']._serialized_end=954
+  _globals['_PARAMINFO']._serialized_start=957
+  _globals['_PARAMINFO']._serialized_end=1092
+  _globals['_SCHEMEINFO']._serialized_start=1094
+  _globals['_SCHEMEINFO']._serialized_end=1175
+  _globals['_BACKENDINFO']._serialized_start=1177
+  _globals['_BACKENDINFO']._serialized_end=1239
+  _globals['_SERVERLIMITS']._serialized_start=1242
+  _globals['_SERVERLIMITS']._serialized_end=1657
+  _globals['_GETCAPABILITIESRESPONSE']._serialized_start=1660
+  _globals['_GETCAPABILITIESRESPONSE']._serialized_end=2028
+  _globals['_INITIALIZERSERVICE']._serialized_start=2159
+  _globals['_INITIALIZERSERVICE']._serialized_end=2450
 # @@protoc_insertion_point(module_scope)
