@@ -243,7 +243,8 @@ def _write_stream(out: _Output, chunks: Iterable, total: int, progress: bool) ->
 
 def _connection_kwargs(args) -> dict:
     """Client TLS / token options of a ``--server`` command (--tls-ca, --tls-cert, --tls-key, --token-file)."""
-    kwargs = {"tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key}
+    kwargs = {"tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+              "retry_seconds": args.retry_seconds}
     if args.token_file:
         try:
             with open(args.token_file) as handle:
@@ -448,6 +449,8 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", dest="tls_cert", metavar="FILE", help="client certificate (mutual TLS)")
     parser.add_argument("--tls-key", dest="tls_key", metavar="FILE", help="client private key (mutual TLS)")
     parser.add_argument("--token-file", dest="token_file", metavar="FILE", help="file holding a bearer token")
+    parser.add_argument("--retry-seconds", dest="retry_seconds", type=float, default=30.0,
+                        help="keep retrying an unavailable server (resuming a broken stream) this long (30)")
 
 
 def build_parser() -> argparse.ArgumentParser:
