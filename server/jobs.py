@@ -28,7 +28,7 @@ class Settings:
 
     max_elements_per_request: int = wi.DEFAULT_LIMITS.max_elements
     max_elements_per_model: int = 1 << 34
-    max_tensors_per_model: int = 1 << 16
+    max_tensors_per_model: int = 1 << 14  # ~6 s of per-tensor overhead at most (benchmarks/cost.py)
     max_concurrent_streams: int = 16
     max_dense_elements: int = wi.DEFAULT_LIMITS.max_dense_elements
     # 4 MiB is gRPC's default receive limit; leave room for the header fields.
@@ -38,11 +38,12 @@ class Settings:
     prefetch_chunks: int = 2
     # -- the cost model (see README "Run it on a network"; bounds measured on 2 cores) --
     #: Elements generated but not sent: [hash_from, start), or all of a digest_only request.
-    max_hashed_elements: int = 1 << 28
-    #: Messages one stream may take (chunk_elements=1 over a large range costs per message).
-    max_chunks_per_stream: int = 1 << 17
+    max_hashed_elements: int = 1 << 27
+    #: Messages one stream may take in chunks smaller than default_chunk_bytes (chunk_elements=1 over a
+    #: large range costs per message; server-sized chunks carry 1 MiB each, paced by the client).
+    max_chunks_per_stream: int = 1 << 14
     #: QR work rows * cols^2 (rows >= cols) of one orthogonal / delta_orthogonal tensor.
-    max_dense_work: int = 1 << 31
+    max_dense_work: int = 1 << 32
     #: QR work summed over one manifest.
     max_dense_work_per_model: int = 1 << 33
     # -- slots --
@@ -152,6 +153,11 @@ def dense_work(spec: wi.TensorSpec) -> int:
     return big * small * small
 
 
+def _small_chunks(job: TensorJob, settings: Settings) -> bool:
+    """Chunks smaller than the server's default: their per-message cost is what the message limit bounds."""
+    return job.chunk_elements * job.spec.itemsize < settings.default_chunk_bytes
+
+
 def _check_cost(job: TensorJob, settings: Settings, prefix: str, found: _Collector) -> int:
     """Adds a limit violation for each bound the job breaks; returns its QR work."""
     hashed = (job.stop if job.digest_only else job.start) - job.hash_from
@@ -161,7 +167,7 @@ def _check_cost(job: TensorJob, settings: Settings, prefix: str, found: _Collect
                   f"{what} {hashed} elements without sending them; the limit (max_hashed_elements) is "
                   f"{settings.max_hashed_elements}", limit=True)
     messages = 1 if job.digest_only else -(-(job.stop - job.start) // max(job.chunk_elements, 1))
-    if messages > settings.max_chunks_per_stream:
+    if messages > settings.max_chunks_per_stream and _small_chunks(job, settings):
         found.add(prefix + "chunk_elements", f"{job.stop - job.start} elements in chunks of {job.chunk_elements} "
                   f"take {messages} messages; the limit (max_chunks_per_stream) is "
                   f"{settings.max_chunks_per_stream}: ask for larger chunks", limit=True)
@@ -235,13 +241,14 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
             total += spec.numel
             job = TensorJob(spec, 0, spec.numel, 0, chunk, index)
             work += _check_cost(job, settings, f"{prefix}.", found)
-            messages += max(1, -(-spec.numel // max(chunk, 1)))
+            if _small_chunks(job, settings):
+                messages += max(1, -(-spec.numel // max(chunk, 1)))
             jobs.append(job)
     if work > settings.max_dense_work_per_model:
         found.add("manifest.tensors", f"orthogonal tensors cost {work} QR work in all; the per-model limit "
                                       f"(max_dense_work_per_model) is {settings.max_dense_work_per_model}", limit=True)
     if messages > settings.max_chunks_per_stream:
-        found.add("chunk_elements", f"the manifest takes {messages} messages; the limit (max_chunks_per_stream) "
+        found.add("chunk_elements", f"the manifest takes {messages} messages of small chunks; the limit (max_chunks_per_stream) "
                                     f"is {settings.max_chunks_per_stream}: ask for larger chunks", limit=True)
     if total > settings.max_elements_per_model:
         found.add("manifest.tensors", f"{total} elements in all exceed the per-model limit of "
