@@ -254,6 +254,8 @@ class RunningServer:
     port: int
     settings: jobs.Settings
     metrics_port: int | None = None
+    health_port: int | None = None
+    health_server: grpc.Server | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def set_health(self, status) -> None:
@@ -278,6 +280,8 @@ class RunningServer:
         self._stopped.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0).wait()
         self.servicer.watchdog.stop()
         self.servicer.metrics.close()
 
@@ -339,12 +343,14 @@ def _connection_options(settings: jobs.Settings) -> list[tuple[str, int]]:
 
 def create_server(host: str = "127.0.0.1", port: int = 0, backend: str = "auto",
                   settings: jobs.Settings | None = None, security: Security | None = None,
-                  metrics_port: int | None = None, warm_up: bool = False) -> RunningServer:
+                  metrics_port: int | None = None, warm_up: bool = False,
+                  health_port: int | None = None) -> RunningServer:
     """Build, bind and start a server; raises ``wi.BackendUnavailable``, ``OSError`` (port in use) or
     ``ValueError`` (unsafe or inconsistent security settings).
 
     With ``warm_up`` health says NOT_SERVING until the backend's kernels are compiled (readiness);
-    ``metrics_port`` (0 picks one) serves Prometheus text on ``/metrics``.
+    ``metrics_port`` (0 picks one) serves Prometheus text on ``/metrics``; ``health_port`` adds a
+    plaintext listener with grpc.health.v1 only, for probes that speak no TLS (Kubernetes' gRPC probes).
     """
     settings = settings or jobs.Settings()
     security = security or Security()
@@ -380,9 +386,18 @@ def create_server(host: str = "127.0.0.1", port: int = 0, backend: str = "auto",
     if metrics_port is not None:
         metrics_port = metrics.serve_http(metrics_port, "127.0.0.1" if host.strip("[]") in LOOPBACK_HOSTS
                                           else "0.0.0.0")
+    health_server = None
+    if health_port is not None:
+        health_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="weightinit-health"),
+                                    options=[("grpc.so_reuseport", 0)], maximum_concurrent_rpcs=16)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_port = health_server.add_insecure_port(_host_port(host, health_port))
+        if not health_port:
+            raise OSError(f"cannot listen on {host} for health")
+        health_server.start()
     server.start()
     running = RunningServer(server, servicer, health_servicer, host.strip("[]"), bound, settings,
-                            metrics_port=metrics_port)
+                            metrics_port=metrics_port, health_port=health_port, health_server=health_server)
     serving = health_pb2.HealthCheckResponse.SERVING
     if warm_up and getattr(engine, "warmup", None) is not None:
         for name in ("", SERVICE_NAME):
@@ -429,11 +444,11 @@ def _warm_up_in_background(backend, on_done=None) -> None:
 
 def serve(host: str = "127.0.0.1", port: int = 50051, backend: str = "auto", settings: jobs.Settings | None = None,
           grace: float = 10.0, on_ready=None, security: Security | None = None,
-          metrics_port: int | None = None) -> int:
+          metrics_port: int | None = None, health_port: int | None = None) -> int:
     """Run until SIGTERM or SIGINT, then drain gracefully and return 0. Health is NOT_SERVING
     until the backend has warmed up."""
     running = create_server(host, port, backend, settings, security=security, metrics_port=metrics_port,
-                            warm_up=True)
+                            warm_up=True, health_port=health_port)
     log.info(describe_start(running))
     if running.metrics_port is not None:
         log.info("metrics on http://%s:%d/metrics", running.host, running.metrics_port)

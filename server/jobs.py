@@ -158,8 +158,9 @@ def _small_chunks(job: TensorJob, settings: Settings) -> bool:
     return job.chunk_elements * job.spec.itemsize < settings.default_chunk_bytes
 
 
-def _check_cost(job: TensorJob, settings: Settings, prefix: str, found: _Collector) -> int:
-    """Adds a limit violation for each bound the job breaks; returns its QR work."""
+def _check_cost(job: TensorJob, settings: Settings, spec_prefix: str, found: _Collector, prefix: str = "") -> int:
+    """Adds a limit violation for each bound the job breaks (request fields under ``prefix``, spec
+    fields under ``spec_prefix``); returns its QR work."""
     hashed = (job.stop if job.digest_only else job.start) - job.hash_from
     if hashed > settings.max_hashed_elements:
         what = "digest_only hashes" if job.digest_only else "[hash_from, start) hashes"
@@ -173,7 +174,7 @@ def _check_cost(job: TensorJob, settings: Settings, prefix: str, found: _Collect
                   f"{settings.max_chunks_per_stream}: ask for larger chunks", limit=True)
     work = dense_work(job.spec)
     if work > settings.max_dense_work:
-        found.add(prefix + "shape", f"{job.spec.scheme} of this shape costs {work} QR work (rows * cols^2); the "
+        found.add(spec_prefix + "shape", f"{job.spec.scheme} of this shape costs {work} QR work (rows * cols^2); the "
                   f"limit (max_dense_work) is {settings.max_dense_work}", limit=True)
     return work
 
@@ -206,7 +207,7 @@ def plan_generate(request: pb.GenerateRequest, settings: Settings) -> TensorJob:
         found.add("hash_from", f"must be in [0, start = {start}], got {hash_from}")
     found.raise_if_any()
     job = TensorJob(spec, start, stop, hash_from, chunk, digest_only=request.digest_only)
-    _check_cost(job, settings, "", found)
+    _check_cost(job, settings, "spec.", found)
     found.raise_if_any()
     return job
 
@@ -240,7 +241,7 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
         if spec is not None:
             total += spec.numel
             job = TensorJob(spec, 0, spec.numel, 0, chunk, index)
-            work += _check_cost(job, settings, f"{prefix}.", found)
+            work += _check_cost(job, settings, f"{prefix}.", found)  # chunk_elements: the request's
             if _small_chunks(job, settings):
                 messages += max(1, -(-spec.numel // max(chunk, 1)))
             jobs.append(job)

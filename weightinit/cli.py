@@ -360,7 +360,7 @@ def cmd_serve(args) -> int:
         security = Security(tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
                             auth_tokens=args.auth_tokens, insecure_bind_all=args.insecure_bind_all)
         return serve(args.host, args.port, args.backend, settings, grace=args.grace, on_ready=ready,
-                     security=security, metrics_port=args.metrics_port)
+                     security=security, metrics_port=args.metrics_port, health_port=args.health_port)
     except ValueError as error:  # unsafe or inconsistent security flags, unreadable token file
         print(f"weightinit serve: {error}", file=sys.stderr)
         return 2
@@ -527,6 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="allow plaintext, unauthenticated serving on a non-loopback --host")
     srv.add_argument("--metrics-port", dest="metrics_port", type=int, metavar="PORT",
                      help="serve Prometheus metrics on http://HOST:PORT/metrics")
+    srv.add_argument("--health-port", dest="health_port", type=int, metavar="PORT",
+                     help="also serve grpc.health.v1 alone, plaintext, on this port (probes that speak no TLS)")
     _defaults_from_environment(srv)
     srv.set_defaults(func=cmd_serve)
 
