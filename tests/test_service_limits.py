@@ -3,6 +3,7 @@ details and overflowing fans: each against a real server on loopback."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 
@@ -160,8 +161,8 @@ def test_requests_at_the_cost_limits_are_served_and_correct(make_server):
     expected = wi.generate(spec)
     with Client(running.target, timeout=30) as client:
         assert (client.generate(spec, start=1000, chunk_elements=20) == expected[1000:]).all()
-        assert client.digest({"scheme": "normal", "shape": [1000], "seed": 5}) == \
-            __import__("hashlib").sha256(wi.generate({"scheme": "normal", "shape": [1000], "seed": 5}).tobytes()).digest()
+        small = {"scheme": "normal", "shape": [1000], "seed": 5}
+        assert client.digest(small) == hashlib.sha256(wi.generate(small).tobytes()).digest()
         orthogonal = {"scheme": "orthogonal", "shape": [64, 64]}
         assert (client.generate(orthogonal) == wi.generate(orthogonal)).all()
 
