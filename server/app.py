@@ -22,7 +22,8 @@ from weightinit.v1 import initializer_service_pb2_grpc as pb_grpc
 from weightinit.api import wire
 
 from . import jobs
-from weightinit.api.errors import RequestError, Violation, exhausted, to_grpc_status
+from google.protobuf.message import DecodeError
+from weightinit.api.errors import RequestError, Violation, exhausted, invalid, to_grpc_status
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 from .guard import IdentityLimits, TokenAuth, Watchdog, caller_identity
@@ -57,10 +58,11 @@ class InitializerServicer(pb_grpc.InitializerServiceServicer):
                                                backends_status or {backend.name: f"ok: {backend.device}"})
 
     def Generate(self, request, context):
-        yield from self._call("Generate", context, jobs.plan_generate, request, wire.GENERATE)
+        yield from self._call("Generate", context, jobs.plan_generate, request, wire.GENERATE, pb.GenerateRequest)
 
     def GenerateModel(self, request, context):
-        yield from self._call("GenerateModel", context, jobs.plan_model, request, wire.MODEL)
+        yield from self._call("GenerateModel", context, jobs.plan_model, request, wire.MODEL,
+                              pb.GenerateModelRequest)
 
     def GetCapabilities(self, request, context):
         began = time.monotonic()
@@ -112,7 +114,7 @@ class InitializerServicer(pb_grpc.InitializerServiceServicer):
 
     # -- streams -------------------------------------------------------------
 
-    def _call(self, rpc, context, planner, request, layout):
+    def _call(self, rpc, context, planner, request, layout, message_type):
         began = time.monotonic()
         record = {"rpc": rpc, "peer": context.peer(), "code": "OK", "bytes": 0}
         release = None
@@ -120,6 +122,7 @@ class InitializerServicer(pb_grpc.InitializerServiceServicer):
             record["identity"] = identity = self._identify(context)
             release = self._admit(identity)  # before any validation work: a full server answers at once
             context.add_callback(release)
+            request = _parse(message_type, request)
             try:
                 planned = planner(request, self.settings)
             except RequestError as error:
@@ -194,6 +197,18 @@ class _Refused(Exception):
         self.error = error
 
 
+def _parse(message_type, request):
+    """Requests arrive as bytes (see ``_handlers``) so that undecodable ones get INVALID_ARGUMENT
+    naming the request, not gRPC's generic INTERNAL."""
+    if not isinstance(request, bytes):
+        return request
+    try:
+        return message_type.FromString(request)
+    except DecodeError as error:
+        raise _Refused(to_grpc_status(invalid([Violation(
+            "request", f"is not a valid {message_type.DESCRIPTOR.full_name} message: {error}")]))) from None
+
+
 def _status(code: grpc.StatusCode, message: str) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=getattr(code_pb2, code.name), message=message))
 
@@ -227,11 +242,9 @@ def _passthrough(message) -> bytes:
 def _handlers(servicer: InitializerServicer) -> dict:
     return {
         "Generate": grpc.unary_stream_rpc_method_handler(
-            servicer.Generate, request_deserializer=pb.GenerateRequest.FromString,
-            response_serializer=_passthrough),
+            servicer.Generate, request_deserializer=None, response_serializer=_passthrough),
         "GenerateModel": grpc.unary_stream_rpc_method_handler(
-            servicer.GenerateModel, request_deserializer=pb.GenerateModelRequest.FromString,
-            response_serializer=_passthrough),
+            servicer.GenerateModel, request_deserializer=None, response_serializer=_passthrough),
         "GetCapabilities": grpc.unary_unary_rpc_method_handler(
             servicer.GetCapabilities, request_deserializer=pb.GetCapabilitiesRequest.FromString,
             response_serializer=pb.GetCapabilitiesResponse.SerializeToString),
