@@ -182,7 +182,8 @@ def _retryable(error: grpc.RpcError) -> bool:
     if error.code() == grpc.StatusCode.UNAVAILABLE:
         return True
     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return any(v.field == "concurrent_streams" for v in field_violations(error))
+        return (any(v.field == "concurrent_streams" for v in field_violations(error))
+                or "Concurrent RPC limit exceeded" in (error.details() or ""))  # grpc's own backstop
     return False
 
 

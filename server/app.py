@@ -35,6 +35,8 @@ log = logging.getLogger("weightinit.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["InitializerService"].full_name
 #: Threads beyond the stream limit, for unary calls, health and reflection.
 EXTRA_WORKERS = 8
+#: Calls in flight or queued per worker thread before gRPC refuses new ones.
+MAX_QUEUED_PER_WORKER = 8
 
 
 class InitializerServicer(pb_grpc.InitializerServiceServicer):
@@ -375,9 +377,11 @@ def create_server(host: str = "127.0.0.1", port: int = 0, backend: str = "auto",
     servicer = InitializerServicer(settings, engine, status, auth=auth, metrics=metrics)
     pool = futures.ThreadPoolExecutor(max_workers=settings.max_concurrent_streams + EXTRA_WORKERS,
                                       thread_name_prefix="weightinit-rpc")
-    # calls beyond the pool are refused (RESOURCE_EXHAUSTED) instead of queueing behind it
+    # Handlers admit or refuse at once (no work before the slot), so a short queue drains fast; beyond
+    # this backstop gRPC itself refuses calls ("Concurrent RPC limit exceeded!", RESOURCE_EXHAUSTED).
     server = grpc.server(pool, options=_connection_options(settings),
-                         maximum_concurrent_rpcs=settings.max_concurrent_streams + EXTRA_WORKERS)
+                         maximum_concurrent_rpcs=MAX_QUEUED_PER_WORKER * (settings.max_concurrent_streams
+                                                                          + EXTRA_WORKERS))
     handlers = _handlers(servicer)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
