@@ -103,7 +103,10 @@ def to_grpc_status(error: RequestError) -> grpc.Status:
 
 def field_violations(rpc_error: grpc.RpcError) -> list[Violation]:
     """The BadRequest field violations of a failed call (client side helper)."""
-    status = rpc_status.from_call(rpc_error)
+    try:
+        status = rpc_status.from_call(rpc_error)
+    except ValueError:  # details that disagree with the call's code or message: report none
+        return []
     if status is None:
         return []
     found = []
