@@ -14,6 +14,7 @@ whole result.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import random
@@ -611,6 +612,11 @@ class LocalClient:
             flat[...] = np.asarray(array).reshape(-1).view(flat.dtype)
             return user_array(flat.reshape(array.shape), spec.dtype)
         return array
+
+    def digest(self, spec: Any, *, start: int | None = None, stop: int | None = None) -> bytes:
+        """SHA-256 of the tensor's bytes (or of elements [start, stop)), as :meth:`Client.digest` answers."""
+        flat = np.asarray(self.generate(spec, start=start, stop=stop)).reshape(-1)
+        return hashlib.sha256(flat.astype(flat.dtype.newbyteorder("<"), copy=False).tobytes()).digest()
 
     def _manifest_specs(self, manifest: Any) -> list[wi.TensorSpec]:
         message = convert.manifest_from_any(manifest)

@@ -215,12 +215,19 @@ def _status(code: grpc.StatusCode, message: str) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=getattr(code_pb2, code.name), message=message))
 
 
+#: Words of a limit violation's description -> the Settings field it enforces (the metric's label).
+_LIMIT_WORDS = (("max_hashed_elements", "max_hashed_elements"), ("max_chunks_per_stream", "max_chunks_per_stream"),
+                ("max_dense_work_per_model", "max_dense_work_per_model"), ("max_dense_work", "max_dense_work"),
+                ("builds the whole tensor at once", "max_dense_elements"),
+                ("per-model limit", "max_elements_per_model"), ("tensors exceed", "max_tensors_per_model"),
+                ("elements exceed the limit", "max_elements_per_request"))
+
+
 def _limit_name(violation: Violation) -> str:
-    """The Settings name a limit violation cites ("... (max_dense_work) ..."), else its field's last part."""
-    for name in ("max_hashed_elements", "max_chunks_per_stream", "max_dense_work_per_model", "max_dense_work",
-                 "per-model limit", "limit of"):
-        if name in violation.description:
-            return name.replace(" ", "_").replace("-", "_")
+    """The Settings field a limit violation enforces, else its request field's last part."""
+    for words, name in _LIMIT_WORDS:
+        if words in violation.description:
+            return name
     return violation.field.rsplit(".", 1)[-1]
 
 
@@ -467,6 +474,12 @@ def serve(host: str = "127.0.0.1", port: int = 50051, backend: str = "auto", set
     running = create_server(host, port, backend, settings, security=security, metrics_port=metrics_port,
                             warm_up=True, health_port=health_port)
     log.info(describe_start(running))
+    security = security or Security()
+    log.info("security: %s, %s, %s; streams idle for %.0f s are cancelled, none runs over %.0f s",
+             "TLS" if security.tls_cert else "plaintext",
+             "client certificates required" if security.tls_client_ca else "no client certificates",
+             "bearer tokens required" if security.auth_tokens else "no authentication",
+             running.settings.stream_idle_timeout, running.settings.max_deadline)
     if running.metrics_port is not None:
         log.info("metrics on http://%s:%d/metrics", running.host, running.metrics_port)
     if on_ready is not None:

@@ -55,6 +55,8 @@ def test_metrics_and_access_log_match_the_calls(tmp_path, caplog):
                         client.digest(bad)  # over max_hashed_elements
                     else:
                         client.generate(bad)
+            with pytest.raises(grpc.RpcError):
+                client.generate({"scheme": "zeros", "shape": [1 << 20, 1 << 13]})  # over max_elements_per_request
         with Client(running.target, timeout=30, retry_seconds=0) as anonymous:
             with pytest.raises(grpc.RpcError):
                 anonymous.generate(specs[0])
@@ -67,7 +69,7 @@ def test_metrics_and_access_log_match_the_calls(tmp_path, caplog):
     assert _value(samples, requests, rpc="GenerateModel", code="OK") == 1
     assert _value(samples, requests, rpc="GetCapabilities", code="OK") == 1
     assert _value(samples, requests, rpc="Generate", code="INVALID_ARGUMENT") == 1
-    assert _value(samples, requests, rpc="Generate", code="RESOURCE_EXHAUSTED") == 1
+    assert _value(samples, requests, rpc="Generate", code="RESOURCE_EXHAUSTED") == 2
     assert _value(samples, requests, rpc="Generate", code="UNAUTHENTICATED") == 1
     labels = {"backend": running.servicer.backend.name}
     assert _value(samples, "weightinit_sent_elements_total", scheme="normal", dtype="float32", **labels) == \
@@ -80,11 +82,13 @@ def test_metrics_and_access_log_match_the_calls(tmp_path, caplog):
     assert _value(samples, "weightinit_time_to_first_byte_seconds_count", rpc="Generate") == 4
     assert _value(samples, "weightinit_rejected_requests_total", limit="max_hashed_elements") == 1
     assert _value(samples, "weightinit_rejected_requests_total", limit="authentication") == 1
+    assert _value(samples, "weightinit_rejected_requests_total", limit="max_elements_per_request") == 1
+    assert sum(value for (name, _), value in samples.items() if name == "weightinit_rejected_requests_total") == 3
     assert _value(samples, "weightinit_generation_seconds_total", **labels) > 0
     assert ("weightinit_send_seconds_total", (("rpc", "Generate"),)) in samples
 
     lines = [json.loads(record.getMessage()) for record in caplog.records if record.name == "weightinit.access"]
-    assert len(lines) == 4 + 1 + 1 + 2 + 1
+    assert len(lines) == 4 + 1 + 1 + 3 + 1
     for line in lines:
         assert {"rpc", "peer", "identity", "code", "duration_s"} <= set(line) or line["code"] == "UNAUTHENTICATED"
     assert not any("secret-token-1" in record.getMessage() for record in caplog.records)

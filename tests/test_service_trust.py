@@ -36,8 +36,8 @@ class DriftingBackend(NumpyBackend):
 def test_digest_only_matches_local_bytes(server):
     spec = {"scheme": "truncated_normal", "shape": [256, 100], "seed": 11, "name": "enc.0"}
     local = wi.generate(spec)
-    with Client(server.target, timeout=30) as client:
-        assert client.digest(spec) == hashlib.sha256(local.tobytes()).digest()
+    with Client(server.target, timeout=30) as client, Client.local() as twin:
+        assert client.digest(spec) == hashlib.sha256(local.tobytes()).digest() == twin.digest(spec)
         assert client.digest(spec, start=1000, stop=5000) == \
             hashlib.sha256(local.reshape(-1)[1000:5000].tobytes()).digest()
         request = pb.GenerateRequest(spec=convert.spec_from_any(spec), digest_only=True)
