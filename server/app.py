@@ -160,8 +160,9 @@ class InitializerServicer(pb_grpc.InitializerServiceServicer):
         try:
             for message in prefetcher:
                 handed = time.monotonic()
-                yield message
-                watched.progress()
+                watched.offer()
+                yield message  # returns once gRPC took the message (flow control: the client read)
+                watched.taken()
                 sending += time.monotonic() - handed
                 record["bytes"] += len(message)
             completed = not prefetcher.stopped

@@ -87,23 +87,29 @@ class IdentityLimits:
 
 @dataclass
 class WatchedStream:
+    """``offered`` is when the stream handed gRPC a message the client has not taken yet (None while
+    the producer is generating: only the client's slowness counts towards the idle timeout)."""
+
     context: object
     started: float
-    progressed: float
+    offered: float | None = None
     reason: str | None = None  # why the watchdog cancelled it
     first_byte: float | None = None
 
-    def progress(self) -> None:
-        now = time.monotonic()
+    def offer(self) -> None:
+        self.offered = time.monotonic()
+
+    def taken(self) -> None:
         if self.first_byte is None:
-            self.first_byte = now
-        self.progressed = now
+            self.first_byte = time.monotonic()
+        self.offered = None
 
 
 @dataclass
 class Watchdog:
-    """One thread for all streams: cancels a stream when its client took no message for
-    ``idle_timeout`` seconds, or when it has run ``max_age`` seconds (0 disables either)."""
+    """One thread for all streams: cancels a stream when its client has not taken the message
+    offered to it for ``idle_timeout`` seconds, or when it has run ``max_age`` seconds (0 disables
+    either)."""
 
     idle_timeout: float
     max_age: float
@@ -123,7 +129,7 @@ class Watchdog:
 
     def watch(self, context) -> WatchedStream:
         now = time.monotonic()
-        stream = WatchedStream(context, now, now)
+        stream = WatchedStream(context, now)
         with self._lock:
             self._by_id[id(stream)] = stream
         return stream
@@ -139,7 +145,8 @@ class Watchdog:
         for stream in streams:
             if stream.reason is not None:
                 continue
-            if self.idle_timeout > 0 and now - stream.progressed > self.idle_timeout:
+            offered = stream.offered
+            if self.idle_timeout > 0 and offered is not None and now - offered > self.idle_timeout:
                 stream.reason = "stream_idle_timeout"
             elif self.max_age > 0 and now - stream.started > self.max_age:
                 stream.reason = "max_deadline"

@@ -233,3 +233,39 @@ def test_capabilities_report_the_new_limits(server):
             limits.max_dense_work_per_model) == (s.max_hashed_elements, s.max_chunks_per_stream, s.max_dense_work,
                                                  s.max_dense_work_per_model)
     assert limits.stream_idle_timeout_seconds == s.stream_idle_timeout
+
+
+def test_watchdog_counts_only_time_a_message_waits_for_the_client():
+    from weightinit.server.guard import Watchdog
+
+    class Call:
+        cancelled = False
+
+        def cancel(self):
+            self.cancelled = True
+
+    reasons = []
+    watchdog = Watchdog(idle_timeout=10, max_age=100, on_cancel=reasons.append)
+    unread, generating = Call(), Call()
+    waiting = watchdog.watch(unread)
+    busy = watchdog.watch(generating)
+    waiting.offer()
+    watchdog.check(now=waiting.offered + 9)
+    assert not unread.cancelled
+    watchdog.check(now=waiting.offered + 11)
+    assert unread.cancelled and not generating.cancelled  # the producer's own time never counts
+    watchdog.check(now=busy.started + 101)
+    assert generating.cancelled and reasons == ["stream_idle_timeout", "max_deadline"]
+    watchdog.forget(waiting)
+    watchdog.forget(busy)
+
+
+def test_connections_get_keepalive_idle_and_age_limits():
+    from weightinit.server.app import MAX_RECEIVE_BYTES, _connection_options
+
+    options = dict(_connection_options(Settings(max_deadline=120)))
+    assert options["grpc.keepalive_time_ms"] > 0 and options["grpc.keepalive_timeout_ms"] > 0
+    assert options["grpc.max_connection_idle_ms"] > 0
+    assert options["grpc.max_connection_age_ms"] > 120_000  # a stream at the deadline cap is never cut short
+    assert options["grpc.max_connection_age_grace_ms"] >= 120_000
+    assert options["grpc.max_receive_message_length"] == MAX_RECEIVE_BYTES <= 16 << 20
