@@ -181,10 +181,28 @@ def test_plaintext_on_all_interfaces_is_refused_without_tls_or_tokens():
         create_server("0.0.0.0", 0)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_server_flags_from_the_environment(pki, server_process):
+    health_port = _free_port()
     process = server_process(env={"WEIGHTINIT_AUTH_TOKENS": pki["tokens"], "WEIGHTINIT_TLS_CERT": pki["server.pem"],
-                                  "WEIGHTINIT_TLS_KEY": pki["server.key"], "WEIGHTINIT_MAX_DEADLINE": "120"})
+                                  "WEIGHTINIT_TLS_KEY": pki["server.key"], "WEIGHTINIT_MAX_DEADLINE": "120",
+                                  "WEIGHTINIT_HEALTH_PORT": str(health_port)})
     target = process.target.replace("127.0.0.1", "localhost")
+    # probes that speak no TLS use the plaintext health-only port (SERVING once the backend is warm)
+    health = subprocess.run([sys.executable, "-m", "weightinit", "health", "--server", f"127.0.0.1:{health_port}",
+                             "--timeout", "60"], capture_output=True, text=True, timeout=90)
+    assert health.stdout.strip() in ("SERVING", "NOT_SERVING"), health.stderr
+    with Client(f"127.0.0.1:{health_port}", timeout=10, retry_seconds=0) as plaintext:
+        with pytest.raises(grpc.RpcError) as caught:
+            plaintext.capabilities()  # that port serves health only
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     with Client(target, timeout=20, retry_seconds=0, tls_ca=pki["ca.pem"], token="alpha-0123456789") as client:
         assert client.capabilities().limits.max_deadline_seconds == 120
         assert (client.generate(SPEC) == wi.generate(SPEC)).all()
