@@ -9,5 +9,6 @@ The servicer is thin: requests are validated into jobs by
 from .app import InitializerServicer, RunningServer, SERVICE_NAME, Security, create_server, describe_start, serve
 from .jobs import Settings
 
-__all__ = ["InitializerServicer", "RunningServer", "SERVICE_NAME", "Security", "Settings", "create_server", "describe_start",
+__all__ = ["InitializerServicer", "RunningServer", "SERVICE_NAME", "Security", "Settings", "create_server",
+           "describe_start",
            "serve"]

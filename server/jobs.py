@@ -158,18 +158,18 @@ def _small_chunks(job: TensorJob, settings: Settings) -> bool:
     return job.chunk_elements * job.spec.itemsize < settings.default_chunk_bytes
 
 
-def _check_cost(job: TensorJob, settings: Settings, spec_prefix: str, found: _Collector, prefix: str = "") -> int:
-    """Adds a limit violation for each bound the job breaks (request fields under ``prefix``, spec
-    fields under ``spec_prefix``); returns its QR work."""
+def _check_cost(job: TensorJob, settings: Settings, spec_prefix: str, found: _Collector) -> int:
+    """Adds a limit violation for each bound the job breaks (spec fields under ``spec_prefix``);
+    returns its QR work."""
     hashed = (job.stop if job.digest_only else job.start) - job.hash_from
     if hashed > settings.max_hashed_elements:
         what = "digest_only hashes" if job.digest_only else "[hash_from, start) hashes"
-        found.add(prefix + ("digest_only" if job.digest_only else "hash_from"),
+        found.add("digest_only" if job.digest_only else "hash_from",
                   f"{what} {hashed} elements without sending them; the limit (max_hashed_elements) is "
                   f"{settings.max_hashed_elements}", limit=True)
     messages = 1 if job.digest_only else -(-(job.stop - job.start) // max(job.chunk_elements, 1))
     if messages > settings.max_chunks_per_stream and _small_chunks(job, settings):
-        found.add(prefix + "chunk_elements", f"{job.stop - job.start} elements in chunks of {job.chunk_elements} "
+        found.add("chunk_elements", f"{job.stop - job.start} elements in chunks of {job.chunk_elements} "
                   f"take {messages} messages; the limit (max_chunks_per_stream) is "
                   f"{settings.max_chunks_per_stream}: ask for larger chunks", limit=True)
     work = dense_work(job.spec)
@@ -241,7 +241,7 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
         if spec is not None:
             total += spec.numel
             job = TensorJob(spec, 0, spec.numel, 0, chunk, index)
-            work += _check_cost(job, settings, f"{prefix}.", found)  # chunk_elements: the request's
+            work += _check_cost(job, settings, f"{prefix}.", found)
             if _small_chunks(job, settings):
                 messages += max(1, -(-spec.numel // max(chunk, 1)))
             jobs.append(job)
@@ -249,8 +249,9 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
         found.add("manifest.tensors", f"orthogonal tensors cost {work} QR work in all; the per-model limit "
                                       f"(max_dense_work_per_model) is {settings.max_dense_work_per_model}", limit=True)
     if messages > settings.max_chunks_per_stream:
-        found.add("chunk_elements", f"the manifest takes {messages} messages of small chunks; the limit (max_chunks_per_stream) "
-                                    f"is {settings.max_chunks_per_stream}: ask for larger chunks", limit=True)
+        found.add("chunk_elements", f"the manifest takes {messages} messages of small chunks; the limit "
+                                    f"(max_chunks_per_stream) is {settings.max_chunks_per_stream}: ask for larger "
+                                    "chunks", limit=True)
     if total > settings.max_elements_per_model:
         found.add("manifest.tensors", f"{total} elements in all exceed the per-model limit of "
                                       f"{settings.max_elements_per_model}", limit=True)

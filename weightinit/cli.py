@@ -512,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="concurrent streams per caller: token, client certificate or peer address (0: no limit)")
     srv.add_argument("--max-hashed-elements", dest="max_hashed_elements", type=int,
                      help="elements generated without being sent: [hash_from, start) or digest_only (2^27)")
-    srv.add_argument("--max-chunks", dest="max_chunks", type=int, help="messages per stream in chunks smaller than --chunk-bytes (2^14)")
+    srv.add_argument("--max-chunks", dest="max_chunks", type=int,
+                     help="messages per stream in chunks smaller than --chunk-bytes (2^14)")
     srv.add_argument("--max-dense-work", dest="max_dense_work", type=int,
                      help="QR work rows*cols^2 of one orthogonal tensor (2^32)")
     srv.add_argument("--max-model-dense-work", dest="max_model_dense_work", type=int,
