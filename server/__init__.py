@@ -10,5 +10,4 @@ from .app import InitializerServicer, RunningServer, SERVICE_NAME, Security, cre
 from .jobs import Settings
 
 __all__ = ["InitializerServicer", "RunningServer", "SERVICE_NAME", "Security", "Settings", "create_server",
-           "describe_start",
-           "serve"]
+           "describe_start", "serve"]
