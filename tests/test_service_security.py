@@ -218,3 +218,19 @@ def test_server_flags_from_the_environment(pki, server_process):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert (np.load(out) == wi.generate(SPEC)).all()
+
+
+def test_insecure_bind_all_is_an_explicit_choice_from_flag_or_environment():
+    env = {**os.environ, "WEIGHTINIT_HOST": "0.0.0.0", "WEIGHTINIT_INSECURE_BIND_ALL": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "weightinit", "serve", "--port", "0"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("listening on 0.0.0.0:"), line
+        port = int(line.rsplit(":", 1)[1])
+        with Client(f"127.0.0.1:{port}", timeout=20, retry_seconds=0) as client:
+            assert (client.generate(SPEC) == wi.generate(SPEC)).all()
+    finally:
+        process.terminate()
+        process.wait(30)
+        process.stdout.close()
