@@ -239,6 +239,7 @@ class Client:
                  initial_backoff: float = 0.1, max_backoff: float = 2.0, chunk_elements: int = 0,
                  credentials: grpc.ChannelCredentials | None = None, options: tuple = (),
                  channel: grpc.Channel | None = None):
+        target = target if isinstance(target, str) else list(target)
         self.target = channel_target(target)
         self.timeout = timeout
         self.retry_seconds = retry_seconds
@@ -259,6 +260,9 @@ class Client:
                     ("grpc.keepalive_time_ms", 60_000)]
             if self.target.startswith(("dns:", "ipv4:", "ipv6:")):
                 base.append(("grpc.service_config", ROUND_ROBIN))
+            if not isinstance(target, str):
+                # TLS checks this name (the first replica's, as given) unless options override it
+                base.append(("grpc.default_authority", next(iter(target))))
             options = tuple(base) + tuple(options)
             if credentials is None and (tls_ca or tls_cert or tls_key):
                 credentials = grpc.ssl_channel_credentials(root_certificates=_read(tls_ca),

@@ -234,3 +234,12 @@ def test_insecure_bind_all_is_an_explicit_choice_from_flag_or_environment():
         process.terminate()
         process.wait(30)
         process.stdout.close()
+
+
+def test_tls_over_a_list_of_replicas(pki, secure_server):
+    replicas = [secure_server(tls_cert=pki["server.pem"], tls_key=pki["server.key"]) for _ in range(2)]
+    targets = [r.target for r in replicas]  # 127.0.0.1:PORT each: the certificate names 127.0.0.1
+    assert (_fetch(targets, tls_ca=pki["ca.pem"]) == wi.generate(SPEC)).all()
+    # a name the certificate holds, checked instead of the address (the k8s case: pods by IP, one DNS name)
+    override = (("grpc.ssl_target_name_override", "localhost"),)
+    assert (_fetch(targets, tls_ca=pki["ca.pem"], options=override) == wi.generate(SPEC)).all()
