@@ -53,7 +53,7 @@ def _threads_flat(before: int, pool_before: int, pool_size: int) -> bool:
             and _threads("weightinit-sha256") == 0 and _threads("weightinit-stream") == 0)
 
 
-def _pool_size(running) -> int:  # noqa: N802 - reads like the constant it is
+def _pool_size(running) -> int:
     from weightinit.server.app import EXTRA_WORKERS
 
     return running.settings.max_concurrent_streams + EXTRA_WORKERS
