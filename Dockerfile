@@ -1,9 +1,16 @@
 # weightinit gRPC server image.
 #   CPU (default, slim):  docker build -t weightinit .
 #   CUDA + CuPy:          docker build --target cuda -t weightinit:cuda .
-#   run:                  docker run --rm -p 50051:50051 weightinit
-# Both images serve on 0.0.0.0:50051, stop gracefully on SIGTERM (health NOT_SERVING, in-flight
-# streams drained) and report health through grpc.health.v1 (`weightinit health`).
+#   run (TLS + tokens):   docker run --rm -p 50051:50051 -v $PWD/secrets:/secrets:ro \
+#                           -e WEIGHTINIT_TLS_CERT=/secrets/tls.crt -e WEIGHTINIT_TLS_KEY=/secrets/tls.key \
+#                           -e WEIGHTINIT_AUTH_TOKENS=/secrets/tokens weightinit
+#   run (trusted network, plaintext, no auth: an explicit choice):
+#                         docker run --rm -p 50051:50051 -e WEIGHTINIT_INSECURE_BIND_ALL=1 weightinit
+# Both images bind 0.0.0.0:50051 and refuse to start plaintext without tokens there unless
+# WEIGHTINIT_INSECURE_BIND_ALL=1 (see README "Run it on a network"). grpc.health.v1 is also served
+# alone, plaintext, on 8081 (probes), metrics on 9090. They stop gracefully on SIGTERM (health
+# NOT_SERVING, in-flight streams drained). BLAS runs single-threaded: the cost limits are
+# measured that way (threaded BLAS spinning on a busy host made QR 5-20x slower).
 
 ARG PYTHON_VERSION=3.12
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04
@@ -25,23 +32,31 @@ RUN apt-get update \
  && python3 -m venv /opt/weightinit
 ENV PATH=/opt/weightinit/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    NUMBA_CACHE_DIR=/tmp/numba-cache
+    NUMBA_CACHE_DIR=/tmp/numba-cache \
+    OPENBLAS_NUM_THREADS=1 \
+    WEIGHTINIT_HOST=0.0.0.0 \
+    WEIGHTINIT_HEALTH_PORT=8081 \
+    WEIGHTINIT_METRICS_PORT=9090
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir "$(ls /wheels/weightinit-*.whl)[gpu,bf16]" \
  && rm -rf /wheels \
  && useradd --system --uid 10001 weightinit
 USER weightinit
-EXPOSE 50051
+EXPOSE 50051 8081 9090
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=3 \
-  CMD ["weightinit", "health", "--server", "127.0.0.1:50051"]
-ENTRYPOINT ["weightinit", "serve", "--host", "0.0.0.0", "--port", "50051"]
+  CMD ["weightinit", "health", "--server", "127.0.0.1:8081"]
+ENTRYPOINT ["weightinit", "serve", "--port", "50051"]
 CMD ["--backend", "cupy"]
 
 # -- CPU image (default target: last stage) ----------------------------------
 FROM python:${PYTHON_VERSION}-slim AS cpu
 ENV PYTHONUNBUFFERED=1 \
-    NUMBA_CACHE_DIR=/opt/weightinit/numba-cache
+    NUMBA_CACHE_DIR=/opt/weightinit/numba-cache \
+    OPENBLAS_NUM_THREADS=1 \
+    WEIGHTINIT_HOST=0.0.0.0 \
+    WEIGHTINIT_HEALTH_PORT=8081 \
+    WEIGHTINIT_METRICS_PORT=9090
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir "$(ls /wheels/weightinit-*.whl)[bf16]" \
  && rm -rf /wheels \
@@ -54,9 +69,9 @@ RUN mkdir -p "$NUMBA_CACHE_DIR" \
  && python -c "from weightinit.backends import get_backend; get_backend('numba').warmup()" \
  && chown -R weightinit "$NUMBA_CACHE_DIR"
 USER weightinit
-EXPOSE 50051
+EXPOSE 50051 8081 9090
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=10s --start-period=30s --retries=3 \
-  CMD ["weightinit", "health", "--server", "127.0.0.1:50051"]
-ENTRYPOINT ["weightinit", "serve", "--host", "0.0.0.0", "--port", "50051"]
+  CMD ["weightinit", "health", "--server", "127.0.0.1:8081"]
+ENTRYPOINT ["weightinit", "serve", "--port", "50051"]
 CMD ["--backend", "auto"]

@@ -15,10 +15,15 @@ whole result.
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
+import json
 import random
+import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import grpc
 import numpy as np
@@ -81,14 +86,53 @@ def _tensor_identity(header: pb.TensorHeader) -> tuple:
             tuple((r.start, r.stop) for r in header.region))
 
 
-class _TensorReceiver:
-    """Checks one tensor's chunks: contiguous offsets, consistent header, digest at the end."""
+class _SpotCheck:
+    """``count`` random elements of a tensor, recomputed by the local engine and compared with
+    the bytes received: the digest proves the transport, this proves the server's arithmetic."""
 
-    def __init__(self, start: int | None):
+    def __init__(self, count: int, rng: random.Random):
+        self.count = count
+        self.rng = rng
+        self.wanted: list[int] = []
+        self.received: dict[int, bytes] = {}
+
+    def choose(self, header: pb.TensorHeader, first: int) -> None:
+        span = header.stop - first
+        if self.count > 0 and span > 0:
+            self.wanted = sorted(self.rng.sample(range(first, header.stop), min(self.count, span)))
+
+    def see(self, offset: int, data: memoryview, itemsize: int) -> None:
+        stop = offset + len(data) // itemsize
+        for index in self.wanted:
+            if offset <= index < stop and index not in self.received:
+                at = (index - offset) * itemsize
+                self.received[index] = bytes(data[at:at + itemsize])
+
+    def verify(self, header: pb.TensorHeader) -> None:
+        if not self.received:
+            return
+        spec = wi.spec_from_dict(json.loads(header.resolved_spec_json), limits=None)
+        dtype = _storage(spec.dtype)
+        whole = wi.generate(spec, limits=None).reshape(-1).view(dtype) if spec.info.dense else None
+        for index, got in sorted(self.received.items()):
+            expected = whole[index] if whole is not None else wi.generate(spec, index, index + 1, limits=None).view(
+                dtype)[0]
+            if np.asarray(expected, dtype=dtype).tobytes() != got:
+                raise IntegrityError(f"spot check failed for tensor {header.name!r} at element {index}: the server "
+                                     f"sent {got.hex()}, the local engine computes "
+                                     f"{np.asarray(expected, dtype=dtype).tobytes().hex()}")
+
+
+class _TensorReceiver:
+    """Checks one tensor's chunks: contiguous offsets, consistent header, digest at the end
+    (and ``spot_check`` random elements against the local engine, when asked)."""
+
+    def __init__(self, start: int | None, spot_check: int = 0, rng: random.Random | None = None):
         self.header: pb.TensorHeader | None = None
         self.next_offset = start
         self.hasher = wire.ThreadedHasher()
         self.done = False
+        self.spot = _SpotCheck(spot_check, rng or random.Random()) if spot_check > 0 else None
 
     def close(self) -> None:
         """End the digest's helper thread (the stream is over or abandoned)."""
@@ -100,6 +144,8 @@ class _TensorReceiver:
                 self.header = header
                 if self.next_offset is None:
                     self.next_offset = header.start
+                if self.spot is not None:
+                    self.spot.choose(header, self.next_offset)
             elif _tensor_identity(header) != _tensor_identity(self.header):
                 raise IntegrityError("the resumed stream describes a different tensor")
         if self.header is None:
@@ -115,6 +161,8 @@ class _TensorReceiver:
         if offset + count > self.header.stop:
             raise IntegrityError("more data than the header announced")
         self.hasher.update(data)
+        if self.spot is not None:
+            self.spot.see(offset, data, itemsize)
         self.next_offset = offset + count
         if digest:
             if self.next_offset != self.header.stop:
@@ -123,6 +171,8 @@ class _TensorReceiver:
             if received != digest:
                 raise IntegrityError(f"SHA-256 mismatch for tensor {self.header.name!r}: received bytes are "
                                      f"corrupt (expected {digest.hex()}, got {received.hex()})")
+            if self.spot is not None:
+                self.spot.verify(self.header)
             self.done = True
         return np.frombuffer(data, dtype=_storage(dtype_name(self.header)))
 
@@ -134,39 +184,93 @@ def _retryable(error: grpc.RpcError) -> bool:
     if error.code() == grpc.StatusCode.UNAVAILABLE:
         return True
     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return any(v.field == "concurrent_streams" for v in field_violations(error))
+        return (any(v.field == "concurrent_streams" for v in field_violations(error))
+                or "Concurrent RPC limit exceeded" in (error.details() or ""))  # grpc's own backstop
     return False
 
 
-class Client:
-    """Client of a weightinit server at ``target`` (``host:port``).
+ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
-    ``max_attempts`` bounds the tries of one call on ``UNAVAILABLE`` or a full
-    server (``RESOURCE_EXHAUSTED`` for concurrent streams) (counted
-    afresh whenever a stream makes progress), with exponential backoff from
-    ``initial_backoff`` to ``max_backoff`` seconds and jitter. ``timeout`` is
-    the deadline of each RPC attempt (None: no deadline).
+
+def channel_target(target: str | Iterable[str]) -> str:
+    """One gRPC target: ``host:port``, ``dns:///name:port``, or a list of ``host:port`` replicas
+    turned into the ``ipv4:``/``ipv6:`` resolver's address list (names are resolved here)."""
+    if isinstance(target, str):
+        return target
+    addresses = []
+    for item in target:
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            host = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4][0]
+        addresses.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    if not addresses:
+        raise ValueError("target: give at least one server address")
+    scheme = "ipv6" if all(a.startswith("[") for a in addresses) else "ipv4"
+    return f"{scheme}:" + ",".join(addresses)
+
+
+def _read(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+class Client:
+    """Client of a weightinit server at ``target``: ``host:port``, a ``dns:///name:port`` (every
+    address it resolves to, round robin) or a list of ``host:port`` replicas (round robin).
+
+    Security: ``tls_ca`` (CA bundle file) turns TLS on, ``tls_cert``/``tls_key`` (files) add a client
+    certificate (mutual TLS), ``token`` is sent as ``authorization: Bearer <token>``.
+
+    Retries: a call that fails with ``UNAVAILABLE`` or a full server (``RESOURCE_EXHAUSTED`` for
+    concurrent streams) is retried, a broken stream resumed where it stopped, with exponential
+    backoff (``initial_backoff`` to ``max_backoff`` s, jittered) for up to ``retry_seconds`` since
+    the last progress (``max_attempts``, if given, also bounds the tries). ``timeout`` is the
+    deadline of each RPC attempt (None: none). ``spot_check=k`` recomputes k random elements of
+    each tensor with the local engine (:class:`IntegrityError` on a difference).
     """
 
-    def __init__(self, target: str, *, timeout: float | None = None, max_attempts: int = 5,
-                 initial_backoff: float = 0.1, max_backoff: float = 5.0, chunk_elements: int = 0,
+    def __init__(self, target: str | Iterable[str], *, tls_ca: str | None = None, tls_cert: str | None = None,
+                 tls_key: str | None = None, token: str | None = None, retry_seconds: float = 30.0,
+                 spot_check: int = 0, timeout: float | None = None, max_attempts: int | None = None,
+                 initial_backoff: float = 0.1, max_backoff: float = 2.0, chunk_elements: int = 0,
                  credentials: grpc.ChannelCredentials | None = None, options: tuple = (),
                  channel: grpc.Channel | None = None):
-        self.target = target
+        target = target if isinstance(target, str) else list(target)
+        self.target = channel_target(target)
         self.timeout = timeout
-        self.max_attempts = max(1, max_attempts)
+        self.retry_seconds = retry_seconds
+        self.max_attempts = None if max_attempts is None else max(1, max_attempts)
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.chunk_elements = chunk_elements
+        self.spot_check = spot_check
+        self._rng = random.Random()
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         if channel is None:
             # reconnect about as fast as we retry, so a retry after a backoff finds a fresh connection attempt
             backoff_ms = max(1, int(initial_backoff * 1000))
-            options = (("grpc.max_receive_message_length", 64 << 20),
-                       ("grpc.initial_reconnect_backoff_ms", backoff_ms),
-                       ("grpc.min_reconnect_backoff_ms", backoff_ms),
-                       ("grpc.max_reconnect_backoff_ms", max(backoff_ms, int(max_backoff * 1000)))) + tuple(options)
-            channel = (grpc.secure_channel(target, credentials, options) if credentials is not None
-                       else grpc.insecure_channel(target, options))
+            base = [("grpc.max_receive_message_length", 8 << 20),
+                    ("grpc.initial_reconnect_backoff_ms", backoff_ms),
+                    ("grpc.min_reconnect_backoff_ms", backoff_ms),
+                    ("grpc.max_reconnect_backoff_ms", max(backoff_ms, int(max_backoff * 1000))),
+                    ("grpc.keepalive_time_ms", 60_000)]
+            if self.target.startswith(("dns:", "ipv4:", "ipv6:")):
+                base.append(("grpc.service_config", ROUND_ROBIN))
+            if not isinstance(target, str):
+                # TLS checks this name (the first replica's, as given) unless options override it
+                base.append(("grpc.default_authority", next(iter(target))))
+            options = tuple(base) + tuple(options)
+            if credentials is None and (tls_ca or tls_cert or tls_key):
+                credentials = grpc.ssl_channel_credentials(root_certificates=_read(tls_ca),
+                                                           private_key=_read(tls_key),
+                                                           certificate_chain=_read(tls_cert))
+            channel = (grpc.secure_channel(self.target, credentials, options) if credentials is not None
+                       else grpc.insecure_channel(self.target, options))
         self._channel = channel
         self._generate = channel.unary_stream(SERVICE + "Generate", request_serializer=pb.GenerateRequest.SerializeToString,
                                               response_deserializer=None, _registered_method=True)
@@ -198,15 +302,27 @@ class Client:
         delay = min(self.max_backoff, self.initial_backoff * (2 ** attempt))
         time.sleep(delay * (0.5 + random.random() / 2))
 
+    def _give_up(self, error: Exception, attempt: int, since: float) -> bool:
+        """After a failed try: True when the error is final, or the retry budget (time since the
+        last progress, and max_attempts when given) is spent; else sleeps the backoff."""
+        if not _retryable(error):
+            return True
+        if self.max_attempts is not None and attempt >= self.max_attempts:
+            return True
+        if time.monotonic() - since >= self.retry_seconds:
+            return True
+        self._backoff(attempt - 1)
+        return False
+
     def _unary(self, method, request):
-        for attempt in range(self.max_attempts):
+        attempt, since = 0, time.monotonic()
+        while True:
             try:
-                return method(request, timeout=self.timeout)
+                return method(request, timeout=self.timeout, metadata=self._metadata)
             except grpc.RpcError as error:
-                if not _retryable(error) or attempt + 1 == self.max_attempts:
+                attempt += 1
+                if self._give_up(error, attempt, since):
                     raise from_rpc_error(error) from error
-                self._backoff(attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- single tensors ---------------------------------------------------
 
@@ -233,7 +349,7 @@ class Client:
         first_start = request.hash_from if request.HasField("hash_from") else (
             request.start if request.HasField("start") else None)
         owned = receiver is None
-        receiver = receiver or _TensorReceiver(first_start)
+        receiver = receiver or _TensorReceiver(first_start, self.spot_check, self._rng)
         try:
             yield from self._receive_tensor(request, receiver)
         finally:
@@ -241,38 +357,69 @@ class Client:
                 receiver.close()
 
     def _receive_tensor(self, request: pb.GenerateRequest, receiver: _TensorReceiver) -> Iterator[Chunk]:
-        attempt = 0
+        attempt, since = 0, time.monotonic()
         while True:
             if receiver.next_offset is not None and receiver.header is not None:
                 request.start = receiver.next_offset
                 request.hash_from = receiver.header.hash_from
             try:
-                for raw in self._generate(request, timeout=self.timeout):
+                for raw in self._generate(request, timeout=self.timeout, metadata=self._metadata):
                     message, data = wire.decode_generate(raw)
                     header = message.header if message.HasField("header") else None
                     offset = message.offset
                     array = receiver.accept(header, offset, data, message.sha256)
-                    attempt = 0
+                    attempt, since = 0, time.monotonic()
                     yield Chunk(receiver.header, offset, array)
                 if not receiver.done:
                     raise IntegrityError("the stream ended before the digest")
                 return
             except grpc.RpcError as error:
                 attempt += 1
-                if not _retryable(error) or attempt >= self.max_attempts:
+                if self._give_up(error, attempt, since):
                     raise from_rpc_error(error) from error
-                self._backoff(attempt - 1)
+
+    def digest(self, spec: Any, *, start: int | None = None, stop: int | None = None) -> bytes:
+        """The server's SHA-256 of the tensor's bytes (or of elements [start, stop)), without the
+        data (``GenerateRequest.digest_only``): compare it with ``hashlib.sha256`` of a tensor you
+        generated yourself."""
+        request = pb.GenerateRequest(spec=convert.spec_from_any(spec), digest_only=True)
+        if start is not None:
+            request.start = request.hash_from = start
+        if stop is not None:
+            request.stop = stop
+        attempt, since = 0, time.monotonic()
+        while True:
+            try:
+                for raw in self._generate(request, timeout=self.timeout, metadata=self._metadata):
+                    message, data = wire.decode_generate(raw)
+                    if len(data):
+                        raise IntegrityError("a digest_only stream carried data")
+                    if message.sha256:
+                        return message.sha256
+                raise IntegrityError("the digest_only stream ended without a digest")
+            except grpc.RpcError as error:
+                attempt += 1
+                if self._give_up(error, attempt, since):
+                    raise from_rpc_error(error) from error
 
     def generate(self, spec: Any, *, start: int | None = None, stop: int | None = None,
-                 chunk_elements: int | None = None, out: np.ndarray | None = None, index: Any = None) -> np.ndarray:
+                 chunk_elements: int | None = None, out: np.ndarray | None = None, index: Any = None,
+                 parallel: int = 1) -> np.ndarray:
         """The whole tensor (shaped), the flat element range ``[start, stop)``, or the N-d region
         ``index`` (shaped; e.g. ``np.s_[0:512, 256:512]``), equal to ``weightinit.generate``.
+
+        ``parallel=k`` fetches k contiguous element ranges at once (over the replicas of a
+        round-robin target), each checked by its own digest.
 
         The array is allocated once from the header and filled in place
         (or ``out``, a C-contiguous array of the storage dtype and size).
         bfloat16 comes back as ``ml_dtypes.bfloat16`` when installed, else as
         uint16 bits (see :data:`BFLOAT16_AS_UINT16`).
         """
+        if parallel > 1:
+            if index is not None:
+                raise wi.SpecError("parallel", "parallel fetches split flat ranges; fetch an N-d region with parallel=1")
+            return self._generate_parallel(spec, start, stop, chunk_elements, out, parallel)
         flat = None
         header = None
         for chunk in self.iter_chunks(spec, start=start, stop=stop, chunk_elements=chunk_elements, index=index):
@@ -281,6 +428,29 @@ class Client:
                 flat = _allocate(header, out)
             flat[chunk.offset - header.start:chunk.offset - header.start + chunk.data.size] = chunk.data
         assert header is not None and flat is not None
+        return _finish(header, flat, whole=start is None and stop is None)
+
+    def _generate_parallel(self, spec: Any, start: int | None, stop: int | None, chunk_elements: int | None,
+                           out: np.ndarray | None, parallel: int) -> np.ndarray:
+        message = convert.spec_from_any(spec)
+        resolved = wi.spec_from_dict(convert.spec_to_dict(message), limits=None)
+        first = 0 if start is None else start
+        last = resolved.numel if stop is None else stop
+        header = tensor_header(resolved, first, last, first, "")
+        flat = _allocate(header, out)
+        span = last - first
+        bounds = [first + span * part // parallel for part in range(parallel + 1)]
+
+        def fetch(part: int) -> None:
+            lo, hi = bounds[part], bounds[part + 1]
+            if lo == hi:
+                return
+            for chunk in self.iter_chunks(message, start=lo, stop=hi, chunk_elements=chunk_elements):
+                flat[chunk.offset - first:chunk.offset - first + chunk.data.size] = chunk.data
+
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="weightinit-range") as pool:
+            for done in [pool.submit(fetch, part) for part in range(parallel)]:
+                done.result()
         return _finish(header, flat, whole=start is None and stop is None)
 
     # -- models -----------------------------------------------------------
@@ -294,7 +464,7 @@ class Client:
         manifest = convert.manifest_from_any(manifest)
         chunk = self.chunk_elements if chunk_elements is None else chunk_elements
         next_index = 0
-        attempt = 0
+        attempt, since = 0, time.monotonic()
         receiver: _TensorReceiver | None = None
         try:
             while next_index < len(manifest.tensors):
@@ -308,7 +478,7 @@ class Client:
                     receiver.close()
                     receiver = None
                 try:
-                    for raw in self._generate_model(request, timeout=self.timeout):
+                    for raw in self._generate_model(request, timeout=self.timeout, metadata=self._metadata):
                         message, data = wire.decode_model(raw)
                         index = base + message.tensor_index
                         if message.HasField("header"):
@@ -316,12 +486,12 @@ class Client:
                                 receiver.close()
                                 if not receiver.done:
                                     raise IntegrityError(f"tensor {receiver.header.name!r} ended before its digest")
-                            receiver = _TensorReceiver(None)
+                            receiver = _TensorReceiver(None, self.spot_check, self._rng)
                         if receiver is None:
                             raise IntegrityError("model stream data arrived before a header")
                         array = receiver.accept(message.header if message.HasField("header") else None,
                                                 message.offset, data, message.sha256)
-                        attempt = 0
+                        attempt, since = 0, time.monotonic()
                         yield ModelChunk(receiver.header, message.offset, array, index, receiver.header.name)
                         if receiver.done:
                             next_index = index + 1
@@ -329,9 +499,8 @@ class Client:
                         raise IntegrityError("the model stream ended early")
                 except grpc.RpcError as error:
                     attempt += 1
-                    if not _retryable(error) or attempt >= self.max_attempts:
+                    if self._give_up(error, attempt, since):
                         raise from_rpc_error(error, manifest, base) from error
-                    self._backoff(attempt - 1)
                     if manifest.recipe_json:  # resume on the specs the server expanded (the same expansion)
                         manifest = spec_pb2.ModelManifest(name=manifest.name, seed=manifest.seed,
                                                           tensors=convert.expand_recipe_manifest(manifest))
@@ -387,7 +556,8 @@ class Client:
 
         stub = health_pb2_grpc.HealthStub(self._channel)
         try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout or 10)
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout or 10,
+                               metadata=self._metadata)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from error
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
@@ -496,6 +666,11 @@ class LocalClient:
             flat[...] = np.asarray(array).reshape(-1).view(flat.dtype)
             return user_array(flat.reshape(array.shape), spec.dtype)
         return array
+
+    def digest(self, spec: Any, *, start: int | None = None, stop: int | None = None) -> bytes:
+        """SHA-256 of the tensor's bytes (or of elements [start, stop)), as :meth:`Client.digest` answers."""
+        flat = np.asarray(self.generate(spec, start=start, stop=stop)).reshape(-1)
+        return hashlib.sha256(flat.astype(flat.dtype.newbyteorder("<"), copy=False).tobytes()).digest()
 
     def _manifest_specs(self, manifest: Any) -> list[wi.TensorSpec]:
         message = convert.manifest_from_any(manifest)

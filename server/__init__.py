@@ -6,8 +6,8 @@ The servicer is thin: requests are validated into jobs by
 :mod:`weightinit.server.streaming` and encoded by :mod:`weightinit.api.wire`.
 """
 
-from .app import InitializerServicer, RunningServer, SERVICE_NAME, create_server, describe_start, serve
+from .app import InitializerServicer, RunningServer, SERVICE_NAME, Security, create_server, describe_start, serve
 from .jobs import Settings
 
-__all__ = ["InitializerServicer", "RunningServer", "SERVICE_NAME", "Settings", "create_server", "describe_start",
-           "serve"]
+__all__ = ["InitializerServicer", "RunningServer", "SERVICE_NAME", "Security", "Settings", "create_server",
+           "describe_start", "serve"]

@@ -29,7 +29,7 @@ class Settings:
 
     max_elements_per_request: int = wi.DEFAULT_LIMITS.max_elements
     max_elements_per_model: int = 1 << 34
-    max_tensors_per_model: int = 1 << 16
+    max_tensors_per_model: int = 1 << 14  # ~6 s of per-tensor overhead at most (benchmarks/cost.py)
     max_concurrent_streams: int = 16
     max_dense_elements: int = wi.DEFAULT_LIMITS.max_dense_elements
     # 4 MiB is gRPC's default receive limit; leave room for the header fields.
@@ -37,6 +37,23 @@ class Settings:
     default_chunk_bytes: int = MIB
     #: Chunks generated ahead of the one being sent, per stream.
     prefetch_chunks: int = 2
+    # -- the cost model (see README "Run it on a network"; bounds measured on 2 cores) --
+    #: Elements generated but not sent: [hash_from, start), or all of a digest_only request.
+    max_hashed_elements: int = 1 << 27
+    #: Messages one stream may take in chunks smaller than default_chunk_bytes (chunk_elements=1 over a
+    #: large range costs per message; server-sized chunks carry 1 MiB each, paced by the client).
+    max_chunks_per_stream: int = 1 << 14
+    #: QR work rows * cols^2 (rows >= cols) of one orthogonal / delta_orthogonal tensor.
+    max_dense_work: int = 1 << 32
+    #: QR work summed over one manifest.
+    max_dense_work_per_model: int = 1 << 33
+    # -- slots --
+    #: Seconds without the client taking a message before a stream is cancelled (0: never).
+    stream_idle_timeout: float = 30.0
+    #: Longest a stream may run, whatever the client's deadline (0: no cap).
+    max_deadline: float = 3600.0
+    #: Streams in flight per caller identity (0: only max_concurrent_streams applies).
+    max_streams_per_identity: int = 0
 
     @property
     def engine_limits(self) -> wi.Limits:
@@ -49,7 +66,14 @@ class Settings:
             max_tensors_per_model=self.max_tensors_per_model,
             max_concurrent_streams=self.max_concurrent_streams,
             max_dense_elements=self.max_dense_elements,
-            max_chunk_bytes=self.max_chunk_bytes)
+            max_chunk_bytes=self.max_chunk_bytes,
+            max_hashed_elements=self.max_hashed_elements,
+            max_chunks_per_stream=self.max_chunks_per_stream,
+            max_dense_work=self.max_dense_work,
+            max_dense_work_per_model=self.max_dense_work_per_model,
+            stream_idle_timeout_seconds=self.stream_idle_timeout,
+            max_deadline_seconds=self.max_deadline,
+            max_streams_per_identity=self.max_streams_per_identity)
 
 
 @dataclass(frozen=True)
@@ -64,6 +88,7 @@ class TensorJob:
     chunk_elements: int
     index: int = 0
     region: tuple[tuple[int, int], ...] | None = None
+    digest_only: bool = False
 
 
 class _Collector:
@@ -115,6 +140,48 @@ def _chunk_elements(requested: int, itemsize: int, settings: Settings, field: st
     return requested
 
 
+def dense_work(spec: wi.TensorSpec) -> int:
+    """QR work m * n^2 (m >= n) of the matrix a dense scheme factorizes; 0 for other schemes."""
+    if spec.scheme == "orthogonal":
+        shape = spec.shape
+        cols = shape[spec.params["column_axis"] % len(shape)] if "column_axis" in spec.params else \
+            spec.numel // max(shape[0], 1)
+        rows = spec.numel // max(cols, 1)
+    elif spec.scheme == "delta_orthogonal":
+        torch_layout = spec.layout == "torch"
+        rows, cols = (spec.shape[0], spec.shape[1]) if torch_layout else (spec.shape[-1], spec.shape[-2])
+    else:
+        return 0
+    big, small = max(rows, cols), min(rows, cols)
+    return big * small * small
+
+
+def _small_chunks(job: TensorJob, settings: Settings) -> bool:
+    """Chunks smaller than the server's default: their per-message cost is what the message limit bounds."""
+    return job.chunk_elements * job.spec.itemsize < settings.default_chunk_bytes
+
+
+def _check_cost(job: TensorJob, settings: Settings, spec_prefix: str, found: _Collector) -> int:
+    """Adds a limit violation for each bound the job breaks (spec fields under ``spec_prefix``);
+    returns its QR work."""
+    hashed = (job.stop if job.digest_only else job.start) - job.hash_from
+    if hashed > settings.max_hashed_elements:
+        what = "digest_only hashes" if job.digest_only else "[hash_from, start) hashes"
+        found.add("digest_only" if job.digest_only else "hash_from",
+                  f"{what} {hashed} elements without sending them; the limit (max_hashed_elements) is "
+                  f"{settings.max_hashed_elements}", limit=True)
+    messages = 1 if job.digest_only else -(-(job.stop - job.start) // max(job.chunk_elements, 1))
+    if messages > settings.max_chunks_per_stream and _small_chunks(job, settings):
+        found.add("chunk_elements", f"{job.stop - job.start} elements in chunks of {job.chunk_elements} "
+                  f"take {messages} messages; the limit (max_chunks_per_stream) is "
+                  f"{settings.max_chunks_per_stream}: ask for larger chunks", limit=True)
+    work = dense_work(job.spec)
+    if work > settings.max_dense_work:
+        found.add(spec_prefix + "shape", f"{job.spec.scheme} of this shape costs {work} QR work (rows * cols^2); the "
+                  f"limit (max_dense_work) is {settings.max_dense_work}", limit=True)
+    return work
+
+
 def plan_generate(request: pb.GenerateRequest, settings: Settings) -> TensorJob:
     found = _Collector()
     spec = None
@@ -148,7 +215,11 @@ def plan_generate(request: pb.GenerateRequest, settings: Settings) -> TensorJob:
     if not 0 <= hash_from <= max(start, 0):
         found.add("hash_from", f"must be in [0, start = {start}], got {hash_from}")
     found.raise_if_any()
-    return TensorJob(spec, start, stop, hash_from, chunk, region=region)
+    job = TensorJob(spec, start, stop, hash_from, chunk, region=region, digest_only=request.digest_only)
+    _check_cost(job, settings, "spec.", found)
+    found.raise_if_any()
+    return job
+
 
 
 def _region(ranges, shape, found: _Collector) -> tuple[tuple[int, int], ...] | None:
@@ -184,7 +255,7 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
         found.add("chunk_elements", f"must be >= 0 (0 lets the server choose), got {request.chunk_elements}")
     jobs: list[TensorJob] = []
     names: dict[str, int] = {}
-    total = 0
+    total = work = small_messages = 0
     messages = list(manifest.tensors)
     if manifest.recipe_json and count:
         try:  # docs/recipes.md: expanded over the whole list, so derived values see every tensor
@@ -202,7 +273,18 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
         chunk = _chunk_elements(max(request.chunk_elements, 0), itemsize, settings, "chunk_elements", found)
         if spec is not None:
             total += spec.numel
-            jobs.append(TensorJob(spec, 0, spec.numel, 0, chunk, index))
+            job = TensorJob(spec, 0, spec.numel, 0, chunk, index)
+            work += _check_cost(job, settings, f"{prefix}.", found)
+            if _small_chunks(job, settings):
+                small_messages += max(1, -(-spec.numel // max(chunk, 1)))
+            jobs.append(job)
+    if work > settings.max_dense_work_per_model:
+        found.add("manifest.tensors", f"orthogonal tensors cost {work} QR work in all; the per-model limit "
+                                      f"(max_dense_work_per_model) is {settings.max_dense_work_per_model}", limit=True)
+    if small_messages > settings.max_chunks_per_stream:
+        found.add("chunk_elements", f"the manifest takes {small_messages} messages of small chunks; the limit "
+                                    f"(max_chunks_per_stream) is {settings.max_chunks_per_stream}: ask for larger "
+                                    "chunks", limit=True)
     if total > settings.max_elements_per_model:
         found.add("manifest.tensors", f"{total} elements in all exceed the per-model limit of "
                                       f"{settings.max_elements_per_model}", limit=True)
@@ -220,4 +302,4 @@ def capabilities(settings: Settings, backend_name: str, backend_device: str,
                                  backends)
 
 
-__all__ = ["Settings", "TensorJob", "capabilities", "header_for", "plan_generate", "plan_model"]
+__all__ = ["Settings", "TensorJob", "capabilities", "dense_work", "header_for", "plan_generate", "plan_model"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import sys
 import threading
+import time
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -41,10 +42,20 @@ class StreamStats:
         self.chunks = 0
         self.bytes = 0
 
-    def chunk(self, nbytes: int) -> None:
+    #: Optional sinks (the server's Metrics): ``chunk(nbytes, itemsize, scheme, dtype, backend)``
+    #: and ``generation`` seconds per backend.
+    metrics = None
+
+    def chunk(self, nbytes: int, spec: wi.TensorSpec | None = None, backend: str = "") -> None:
         with self._lock:
             self.chunks += 1
             self.bytes += nbytes
+        if self.metrics is not None and spec is not None:
+            self.metrics.chunk(nbytes, spec.itemsize, spec.scheme, spec.dtype, backend)
+
+    def generated(self, seconds: float, backend: str) -> None:
+        if self.metrics is not None:
+            self.metrics.generation.labels(backend).inc(seconds)
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -108,12 +119,16 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
         chunk = job.chunk_elements
         span = max(job.stop - job.hash_from, 1)
         scratch = np.empty(min(chunk, span), dtype=wi.storage_dtype(spec.dtype))
-        for offset in range(job.hash_from, job.start, chunk):  # hashed, not sent (resumed downloads)
+        hashed_stop = job.stop if job.digest_only else job.start
+        began = time.perf_counter()
+        for offset in range(job.hash_from, hashed_stop, chunk):  # hashed, not sent (resumed downloads)
             if should_stop():
                 return
-            view = scratch[:min(chunk, job.start - offset)]
+            view = scratch[:min(chunk, hashed_stop - offset)]
             hasher.update(_little_endian(fill(offset, view)).tobytes())  # a copy: scratch is reused
-        if job.start == job.stop:
+        if stats is not None:
+            stats.generated(time.perf_counter() - began, backend.name)
+        if job.start == job.stop or job.digest_only:
             yield wire.encode_chunk(layout, header=header, offset=job.start, sha256=hasher.digest(), index=job.index)
             return
         first = True
@@ -121,6 +136,7 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
             if should_stop():
                 return
             count = min(chunk, job.stop - offset)
+            began = time.perf_counter()
             view = _little_endian(fill(offset, scratch[:count]))
             message = wire.encode_chunk(layout, data=view, offset=offset, header=header if first else None,
                                         index=job.index)
@@ -130,7 +146,8 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
                 message += wire.digest_field(layout, hasher.digest())
             first = False
             if stats is not None:
-                stats.chunk(view.nbytes)
+                stats.generated(time.perf_counter() - began, backend.name)
+                stats.chunk(view.nbytes, spec, backend.name)
             yield message
 
 

@@ -88,6 +88,10 @@ class ServerProcess:
             self.proc.kill()
             _, err = self.proc.communicate(timeout=10)
             raise RuntimeError(f"server did not start: {err}")
+        # keep reading stderr (one access-log line per call) so the server never blocks on a full pipe
+        self._stderr: list[str] = []
+        self._drain = threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr), daemon=True)
+        self._drain.start()
 
     def signal(self, signum=signal.SIGTERM) -> None:
         self.proc.send_signal(signum)
@@ -96,7 +100,10 @@ class ServerProcess:
         return self.proc.wait(timeout)
 
     def stderr(self) -> str:
-        return self.proc.stderr.read() if self.proc.stderr else ""
+        """What the server wrote to stderr; complete once it has exited."""
+        if self.proc.poll() is not None:
+            self._drain.join(10)
+        return "".join(self._stderr)
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -163,7 +163,7 @@ def test_unreachable_server_exits_1(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = run_cli("generate", *KAIMING, "--server", f"127.0.0.1:{port}", "--timeout", "2",
+    result = run_cli("generate", *KAIMING, "--server", f"127.0.0.1:{port}", "--timeout", "2", "--retry-seconds", "1",
                      "-o", str(tmp_path / "x.npy"))
     assert result.returncode == 1 and b"UNAVAILABLE" in result.stderr
 

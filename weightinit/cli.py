@@ -346,11 +346,24 @@ def _write_stream(out: _Output, chunks: Iterable, total: int, progress: bool) ->
 # commands
 
 
+def _connection_kwargs(args) -> dict:
+    """Client TLS / token options of a ``--server`` command (--tls-ca, --tls-cert, --tls-key, --token-file)."""
+    kwargs = {"tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+              "retry_seconds": args.retry_seconds}
+    if args.token_file:
+        try:
+            with open(args.token_file) as handle:
+                kwargs["token"] = handle.read().strip()
+        except OSError as error:
+            raise UsageError(f"--token-file: {error}") from None
+    return kwargs
+
+
 def _client(args):
     from weightinit.client import Client, LocalClient
 
     if args.server:
-        return Client(args.server, timeout=args.timeout)
+        return Client(args.server, timeout=args.timeout, **_connection_kwargs(args))
     return LocalClient(args.backend)
 
 
@@ -547,8 +560,21 @@ def cmd_report(args) -> int:
 def cmd_serve(args) -> int:
     from weightinit.server import Settings, serve
 
+    from weightinit.server import Security
+
     defaults = Settings()
+
+    def given(value, default):
+        return default if value is None else value
+
     settings = Settings(
+        stream_idle_timeout=given(args.stream_idle_timeout, defaults.stream_idle_timeout),
+        max_deadline=given(args.max_deadline, defaults.max_deadline),
+        max_streams_per_identity=given(args.max_streams_per_identity, defaults.max_streams_per_identity),
+        max_hashed_elements=given(args.max_hashed_elements, defaults.max_hashed_elements),
+        max_chunks_per_stream=given(args.max_chunks, defaults.max_chunks_per_stream),
+        max_dense_work=given(args.max_dense_work, defaults.max_dense_work),
+        max_dense_work_per_model=given(args.max_model_dense_work, defaults.max_dense_work_per_model),
         max_elements_per_request=args.max_elements or defaults.max_elements_per_request,
         max_elements_per_model=args.max_model_elements or defaults.max_elements_per_model,
         max_tensors_per_model=args.max_tensors or defaults.max_tensors_per_model,
@@ -563,7 +589,13 @@ def cmd_serve(args) -> int:
         print(f"listening on {running.address}", flush=True)
 
     try:
-        return serve(args.host, args.port, args.backend, settings, grace=args.grace, on_ready=ready)
+        security = Security(tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+                            auth_tokens=args.auth_tokens, insecure_bind_all=args.insecure_bind_all)
+        return serve(args.host, args.port, args.backend, settings, grace=args.grace, on_ready=ready,
+                     security=security, metrics_port=args.metrics_port, health_port=args.health_port)
+    except ValueError as error:  # unsafe or inconsistent security flags, unreadable token file
+        print(f"weightinit serve: {error}", file=sys.stderr)
+        return 2
     except wi.BackendUnavailable as error:
         print(f"weightinit serve: backend unavailable: {error}", file=sys.stderr)
         return 1
@@ -613,7 +645,7 @@ def cmd_health(args) -> int:
     from weightinit.client import Client
 
     try:
-        with Client(args.server, timeout=args.timeout, max_attempts=1) as client:
+        with Client(args.server, timeout=args.timeout, max_attempts=1, **_connection_kwargs(args)) as client:
             status = client.health(args.service)
     except wi.ServiceError as error:
         print(f"{error.code}: {error.details}", file=sys.stderr)
@@ -623,6 +655,36 @@ def cmd_health(args) -> int:
 
 
 # ---------------------------------------------------------------------------
+
+
+def _defaults_from_environment(parser: argparse.ArgumentParser) -> None:
+    """Each long option --some-flag also reads WEIGHTINIT_SOME_FLAG (the command line wins)."""
+    for action in parser._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if not longs or action.dest in ("help", "log_level"):
+            continue
+        variable = "WEIGHTINIT_" + longs[0][2:].upper().replace("-", "_")
+        text = os.environ.get(variable)
+        if text is None:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            value = text.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            try:
+                value = action.type(text) if action.type else text
+            except ValueError:
+                parser.error(f"{variable}={text!r} is not a valid {longs[0]}")
+        parser.set_defaults(**{action.dest: value})
+        action.help = (action.help or "") + f" [from {variable}]"
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls-ca", dest="tls_ca", metavar="FILE", help="CA bundle to verify the server (TLS)")
+    parser.add_argument("--tls-cert", dest="tls_cert", metavar="FILE", help="client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", dest="tls_key", metavar="FILE", help="client private key (mutual TLS)")
+    parser.add_argument("--token-file", dest="token_file", metavar="FILE", help="file holding a bearer token")
+    parser.add_argument("--retry-seconds", dest="retry_seconds", type=float, default=30.0,
+                        help="keep retrying an unavailable server (resuming a broken stream) this long (30)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -669,6 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--timeout", type=float, default=None,
                      help="deadline of each call to --server, in seconds (default: none)")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_connection_flags(gen)
     gen.set_defaults(func=cmd_generate)
 
     srv = sub.add_parser("serve", help="run the gRPC server until SIGTERM/SIGINT",
@@ -690,6 +753,33 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--prefetch", type=int, help="chunks generated ahead per stream (default 2)")
     srv.add_argument("--grace", type=float, default=10.0, help="seconds in-flight streams get on shutdown")
     srv.add_argument("--log-level", dest="log_level", default=argparse.SUPPRESS, help="logging level (INFO)")
+    srv.add_argument("--stream-idle-timeout", dest="stream_idle_timeout", type=float,
+                     help="cancel a stream whose client took no message for this many seconds (30; 0: never)")
+    srv.add_argument("--max-deadline", dest="max_deadline", type=float,
+                     help="longest a stream may run, whatever the client's deadline (3600 s; 0: no cap)")
+    srv.add_argument("--max-streams-per-identity", dest="max_streams_per_identity", type=int,
+                     help="concurrent streams per caller: token, client certificate or peer address (0: no limit)")
+    srv.add_argument("--max-hashed-elements", dest="max_hashed_elements", type=int,
+                     help="elements generated without being sent: [hash_from, start) or digest_only (2^27)")
+    srv.add_argument("--max-chunks", dest="max_chunks", type=int,
+                     help="messages per stream in chunks smaller than --chunk-bytes (2^14)")
+    srv.add_argument("--max-dense-work", dest="max_dense_work", type=int,
+                     help="QR work rows*cols^2 of one orthogonal tensor (2^32)")
+    srv.add_argument("--max-model-dense-work", dest="max_model_dense_work", type=int,
+                     help="QR work summed over a manifest (2^33)")
+    srv.add_argument("--tls-cert", dest="tls_cert", metavar="FILE", help="server certificate chain (PEM): TLS")
+    srv.add_argument("--tls-key", dest="tls_key", metavar="FILE", help="private key of --tls-cert (PEM)")
+    srv.add_argument("--tls-client-ca", dest="tls_client_ca", metavar="FILE",
+                     help="require client certificates signed by this CA (mutual TLS)")
+    srv.add_argument("--auth-tokens", dest="auth_tokens", metavar="FILE",
+                     help="bearer tokens, one a line: calls need 'authorization: Bearer <token>' (health stays open)")
+    srv.add_argument("--insecure-bind-all", dest="insecure_bind_all", action="store_true",
+                     help="allow plaintext, unauthenticated serving on a non-loopback --host")
+    srv.add_argument("--metrics-port", dest="metrics_port", type=int, metavar="PORT",
+                     help="serve Prometheus metrics on http://HOST:PORT/metrics")
+    srv.add_argument("--health-port", dest="health_port", type=int, metavar="PORT",
+                     help="also serve grpc.health.v1 alone, plaintext, on this port (probes that speak no TLS)")
+    _defaults_from_environment(srv)
     srv.set_defaults(func=cmd_serve)
 
     ver = sub.add_parser("verify", help="recompute the tensors of a .safetensors file from its recorded specs",
@@ -715,6 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
     desc.add_argument("--backend", default=None, help="local backend to report as active")
     desc.add_argument("--timeout", type=float, default=10.0, help="deadline of the call to --server, seconds (10)")
     desc.add_argument("--json", action="store_true", help="machine-readable JSON")
+    _add_connection_flags(desc)
     desc.set_defaults(func=cmd_describe)
 
     hlt = sub.add_parser("health", help="grpc.health.v1 check; exit 0 when SERVING")
@@ -722,6 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"server to check (default 127.0.0.1:{DEFAULT_PORT})")
     hlt.add_argument("--service", default="", help="service name (default: the whole server)")
     hlt.add_argument("--timeout", type=float, default=5.0, help="deadline of the check, seconds (5)")
+    _add_connection_flags(hlt)
     hlt.set_defaults(func=cmd_health)
     return parser
 

@@ -44,23 +44,55 @@ def exhausted(violations: list[Violation]) -> RequestError:
                         quota=True)
 
 
+#: Budget for the serialized details (sent base64 in ``grpc-status-details-bin``, 4/3 larger) and
+#: the message, so that both fit gRPC's default 8 KiB client metadata limit with room to spare.
+MAX_DETAILS_BYTES = 4096
+MAX_MESSAGE_CHARS = 512
+MAX_TEXT_CHARS = 300  # one field path or description
+
+
+def _clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+def capped_violations(violations: list[Violation], budget: int = MAX_DETAILS_BYTES,
+                      quota: bool = False) -> tuple[list[Violation], int]:
+    """The violations (each clipped to MAX_TEXT_CHARS) that fit ``budget`` bytes of details, and
+    how many were left out. With ``quota`` each is sent twice (BadRequest and QuotaFailure)."""
+    kept: list[Violation] = []
+    used = 0
+    for v in violations:
+        clipped = Violation(_clip(v.field), _clip(v.description))
+        size = (len(clipped.field.encode()) + len(clipped.description.encode()) + 12) * (2 if quota else 1)
+        if used + size > budget:
+            break
+        kept.append(clipped)
+        used += size
+    return kept, len(violations) - len(kept)
+
+
 def to_status_proto(error: RequestError) -> status_pb2.Status:
     details = []
-    if error.violations:
+    violations, left_out = capped_violations(error.violations, quota=error.quota)
+    summary = _clip(error.message, MAX_MESSAGE_CHARS)
+    if left_out:
+        summary = f"{summary} [{left_out} of {len(error.violations)} violations left out of the details]"
+        violations.append(Violation("violations_left_out", f"{left_out} more violations are not listed"))
+    if violations:
         bad = error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in error.violations])
+            for v in violations])
         details.append(bad)
     if error.quota:
         details.append(error_details_pb2.QuotaFailure(violations=[
             error_details_pb2.QuotaFailure.Violation(subject=v.field, description=v.description)
-            for v in error.violations]))
+            for v in violations]))
     packed = []
     for detail in details:
         message = any_pb2.Any()
         message.Pack(detail)
         packed.append(message)
-    return status_pb2.Status(code=getattr(code_pb2, error.code.name), message=error.message, details=packed)
+    return status_pb2.Status(code=getattr(code_pb2, error.code.name), message=summary, details=packed)
 
 
 def to_grpc_status(error: RequestError) -> grpc.Status:
@@ -69,7 +101,10 @@ def to_grpc_status(error: RequestError) -> grpc.Status:
 
 def field_violations(rpc_error: grpc.RpcError) -> list[Violation]:
     """The BadRequest field violations of a failed call (client side helper)."""
-    status = rpc_status.from_call(rpc_error)
+    try:
+        status = rpc_status.from_call(rpc_error)
+    except ValueError:  # details that disagree with the call's code or message: report none
+        return []
     if status is None:
         return []
     found = []
@@ -103,10 +138,16 @@ def engine_field(path: str) -> tuple[int | None, str]:
     return index, rest or "spec"
 
 
+#: Longest tensor name an error message repeats whole; longer ones keep their head and tail.
+MAX_LABEL = 120
+
+
 def tensor_label(manifest, index: int) -> str:
-    """How errors name tensor ``index`` of a ``ModelManifest``: its name, else its position."""
+    """How errors name tensor ``index`` of a ``ModelManifest``: its name (shortened past
+    MAX_LABEL characters), else its position."""
     if manifest is not None and 0 <= index < len(manifest.tensors) and manifest.tensors[index].name:
-        return manifest.tensors[index].name
+        name = manifest.tensors[index].name
+        return name if len(name) <= MAX_LABEL else f"{name[:60]}…{name[-40:]}"
     return f"manifest.tensors[{index}]"
 
 

@@ -72,15 +72,24 @@ def axes_fans(shape: Sequence[int], in_axis: Axes, out_axis: Axes,
     return in_size * receptive_float, out_size * receptive_float
 
 
+#: Fans beyond this do not convert to binary64 (sums and products of two included).
+MAX_FAN = 1 << 1020
+
+
 def compute_fans(shape: Sequence[int], layout: str, in_axis: Axes = -2, out_axis: Axes = -1,
                  batch_axis: Axes = ()) -> tuple[int | float, int | float]:
     if layout == "torch":
-        return torch_fans(shape)
-    if layout == "keras":
-        return keras_fans(shape)
-    if layout == "axes":
-        return axes_fans(shape, in_axis, out_axis, batch_axis)
-    raise FanError("layout", f"unknown layout {layout!r}")
+        fans = torch_fans(shape)
+    elif layout == "keras":
+        fans = keras_fans(shape)
+    elif layout == "axes":
+        fans = axes_fans(shape, in_axis, out_axis, batch_axis)
+    else:
+        raise FanError("layout", f"unknown layout {layout!r}")
+    if max(fans) > MAX_FAN:
+        raise FanError("shape", f"fans of this {len(shape)}-D shape overflow binary64 (fan_in ~2^"
+                                f"{int(fans[0]).bit_length()}, fan_out ~2^{int(fans[1]).bit_length()})")
+    return fans
 
 
 def fan_for_mode(fan_in: int, fan_out: int, mode: str) -> float:

@@ -22,20 +22,22 @@ PARAM_TYPE_STR: ParamType
 PARAM_TYPE_INT_LIST: ParamType
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("spec", "start", "stop", "chunk_elements", "hash_from", "region")
+    __slots__ = ("spec", "start", "stop", "chunk_elements", "hash_from", "digest_only", "region")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
     CHUNK_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
     HASH_FROM_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_ONLY_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     spec: _spec_pb2.TensorSpec
     start: int
     stop: int
     chunk_elements: int
     hash_from: int
+    digest_only: bool
     region: _containers.RepeatedCompositeFieldContainer[DimRange]
-    def __init__(self, spec: _Optional[_Union[_spec_pb2.TensorSpec, _Mapping]] = ..., start: _Optional[int] = ..., stop: _Optional[int] = ..., chunk_elements: _Optional[int] = ..., hash_from: _Optional[int] = ..., region: _Optional[_Iterable[_Union[DimRange, _Mapping]]] = ...) -> None: ...
+    def __init__(self, spec: _Optional[_Union[_spec_pb2.TensorSpec, _Mapping]] = ..., start: _Optional[int] = ..., stop: _Optional[int] = ..., chunk_elements: _Optional[int] = ..., hash_from: _Optional[int] = ..., digest_only: _Optional[bool] = ..., region: _Optional[_Iterable[_Union[DimRange, _Mapping]]] = ...) -> None: ...
 
 class DimRange(_message.Message):
     __slots__ = ("start", "stop")
@@ -154,20 +156,34 @@ class BackendInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., available: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_elements_per_request", "max_elements_per_model", "max_tensors_per_model", "max_concurrent_streams", "max_dense_elements", "max_chunk_bytes")
+    __slots__ = ("max_elements_per_request", "max_elements_per_model", "max_tensors_per_model", "max_concurrent_streams", "max_dense_elements", "max_chunk_bytes", "max_hashed_elements", "max_chunks_per_stream", "max_dense_work", "max_dense_work_per_model", "stream_idle_timeout_seconds", "max_deadline_seconds", "max_streams_per_identity")
     MAX_ELEMENTS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_ELEMENTS_PER_MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_TENSORS_PER_MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENT_STREAMS_FIELD_NUMBER: _ClassVar[int]
     MAX_DENSE_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_HASHED_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNKS_PER_STREAM_FIELD_NUMBER: _ClassVar[int]
+    MAX_DENSE_WORK_FIELD_NUMBER: _ClassVar[int]
+    MAX_DENSE_WORK_PER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    STREAM_IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STREAMS_PER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     max_elements_per_request: int
     max_elements_per_model: int
     max_tensors_per_model: int
     max_concurrent_streams: int
     max_dense_elements: int
     max_chunk_bytes: int
-    def __init__(self, max_elements_per_request: _Optional[int] = ..., max_elements_per_model: _Optional[int] = ..., max_tensors_per_model: _Optional[int] = ..., max_concurrent_streams: _Optional[int] = ..., max_dense_elements: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ...) -> None: ...
+    max_hashed_elements: int
+    max_chunks_per_stream: int
+    max_dense_work: int
+    max_dense_work_per_model: int
+    stream_idle_timeout_seconds: float
+    max_deadline_seconds: float
+    max_streams_per_identity: int
+    def __init__(self, max_elements_per_request: _Optional[int] = ..., max_elements_per_model: _Optional[int] = ..., max_tensors_per_model: _Optional[int] = ..., max_concurrent_streams: _Optional[int] = ..., max_dense_elements: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_hashed_elements: _Optional[int] = ..., max_chunks_per_stream: _Optional[int] = ..., max_dense_work: _Optional[int] = ..., max_dense_work_per_model: _Optional[int] = ..., stream_idle_timeout_seconds: _Optional[float] = ..., max_deadline_seconds: _Optional[float] = ..., max_streams_per_identity: _Optional[int] = ...) -> None: ...
 
 class GetCapabilitiesResponse(_message.Message):
     __slots__ = ("algorithm_version", "server_version", "schemes", "dtypes", "layouts", "backends", "active_backend", "active_device", "limits", "default_chunk_bytes")
