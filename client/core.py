@@ -86,6 +86,17 @@ def _tensor_identity(header: pb.TensorHeader) -> tuple:
             tuple((r.start, r.stop) for r in header.region))
 
 
+def _flat_index(header: pb.TensorHeader, position: int) -> int:
+    """Stream position -> flat element index: the same number, unless the stream holds an N-d
+    region, whose positions count the region's own row-major order."""
+    if not len(header.region):
+        return position
+    shape = tuple(header.shape)
+    bounds = [(r.start, r.stop) for r in header.region] + [(0, size) for size in shape[len(header.region):]]
+    coords = np.unravel_index(position, tuple(stop - start for start, stop in bounds))
+    return int(np.ravel_multi_index(tuple(int(c) + start for c, (start, _) in zip(coords, bounds)), shape))
+
+
 class _SpotCheck:
     """``count`` random elements of a tensor, recomputed by the local engine and compared with
     the bytes received: the digest proves the transport, this proves the server's arithmetic."""
@@ -114,7 +125,8 @@ class _SpotCheck:
         spec = wi.spec_from_dict(json.loads(header.resolved_spec_json), limits=None)
         dtype = _storage(spec.dtype)
         whole = wi.generate(spec, limits=None).reshape(-1).view(dtype) if spec.info.dense else None
-        for index, got in sorted(self.received.items()):
+        for position, got in sorted(self.received.items()):
+            index = _flat_index(header, position)
             expected = whole[index] if whole is not None else wi.generate(spec, index, index + 1, limits=None).view(
                 dtype)[0]
             if np.asarray(expected, dtype=dtype).tobytes() != got:

@@ -140,3 +140,15 @@ def test_cli_bad_index_names_the_dimension(tmp_path, capsys):
                      "-o", str(tmp_path / "x.npy")]) == 2
         assert f" {field}:" in capsys.readouterr().err, index
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("spec", [
+    {"scheme": "kaiming_normal", "shape": [40, 30, 3], "seed": 5, "name": "conv"},
+    {"scheme": "orthogonal", "shape": [24, 16], "seed": 2, "name": "q"},  # dense: checked against the whole
+])
+def test_spot_checks_of_a_region_recompute_the_right_elements(server, spec):
+    """spot_check counts positions in the region's own order: they must map back to flat elements."""
+    index = np.s_[3:37, 5:17]
+    with Client(server.target, timeout=30, spot_check=64) as checked:
+        got = checked.generate(spec, index=index)
+    assert got.tobytes() == np.ascontiguousarray(wi.generate(spec)[index]).tobytes()
