@@ -515,7 +515,8 @@ class Client:
                         raise from_rpc_error(error, manifest, base) from error
                     if manifest.recipe_json:  # resume on the specs the server expanded (the same expansion)
                         manifest = spec_pb2.ModelManifest(name=manifest.name, seed=manifest.seed,
-                                                          tensors=convert.expand_recipe_manifest(manifest))
+                                                          tensors=[convert.spec_from_any(spec) for spec in
+                                                                   convert.expand_recipe_manifest(manifest)])
                     if receiver is not None and not receiver.done and receiver.header is not None:
                         # finish the interrupted tensor on its own, then continue with the rest
                         tensor = spec_pb2.TensorSpec()

@@ -56,6 +56,23 @@ def test_model_resume_after_a_dropped_connection(server, dropping_proxy):
         assert _bits(got[tensor["name"]]) == _bits(wi.generate(spec)), tensor["name"]
 
 
+def test_recipe_model_resumes_on_the_expanded_specs(server, dropping_proxy):
+    """A recipe is expanded by the server over the whole list; after a break the client finishes
+    on the same expansion, done locally, and every tensor equals the recipe's specs."""
+    from weightinit import recipes
+
+    tensors = [{"name": f"h.{layer}.{part}.weight", "shape": [1024, 1024]}
+               for layer in range(2) for part in ("attn.c_attn", "attn.c_proj")]
+    tensors += [{"name": f"h.{layer}.ln_1.weight", "shape": [1024]} for layer in range(2)]
+    manifest = {"seed": 3, "recipe": "gpt2", "tensors": tensors}
+    proxy = dropping_proxy(server.target, after_bytes=6 << 20)  # inside the second tensor
+    with Client(proxy.target, initial_backoff=0.01, timeout=60) as client:
+        got = client.generate_model(manifest)
+    assert proxy.cut == 1
+    for spec in recipes.expand("gpt2", tensors, seed=3):
+        assert _bits(got[spec["name"]]) == _bits(wi.generate(spec)), spec["name"]
+
+
 def test_gives_up_after_max_attempts_with_unavailable():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
