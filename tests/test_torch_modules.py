@@ -160,9 +160,13 @@ def test_server_and_in_process_agree_in_other_dtypes(server, dtype):
     assert {t["dtype"] for t in manifest["tensors"]} == {str(dtype).removeprefix("torch.")}
 
 
-def test_cli_replays_the_manifest(tmp_path):
-    model = nn.Sequential(nn.Embedding(50, 8, padding_idx=1), nn.Linear(8, 4), nn.LayerNorm(4))
-    manifest = init_module(model, seed=12)
+@pytest.mark.parametrize("recipe", ["torch", "gpt2"])
+def test_cli_replays_the_manifest(tmp_path, recipe):
+    if recipe == "torch":
+        model = nn.Sequential(nn.Embedding(50, 8, padding_idx=1), nn.Linear(8, 4), nn.LayerNorm(4))
+    else:  # a weightinit.recipes recipe: the manifest records it beside the expanded specs
+        model = _tiny_gpt2()
+    manifest = init_module(model, seed=12, recipe=recipe)
     (tmp_path / "m.json").write_text(json.dumps(manifest))
     subprocess.run([sys.executable, "-m", "weightinit", "generate", "--manifest", str(tmp_path / "m.json"),
                     "-o", str(tmp_path / "m.safetensors")], check=True, capture_output=True, timeout=120)
@@ -305,6 +309,10 @@ def test_data_recipes_from_weightinit_recipes_fill_the_module():
         assert spec == expected[spec["name"]]
     for name, parameter in model.named_parameters():
         assert parameter.detach().numpy().tobytes() == wi.generate(expected[name]).tobytes(), name
+    # the manifest (recipe recorded, specs expanded) replays as it is, in-process and from the CLI
+    replayed = LocalClient().generate_model(manifest)
+    for name, parameter in model.named_parameters():
+        assert parameter.detach().numpy().tobytes() == replayed[name].tobytes(), name
     proj = dict(model.named_parameters())["h.1.attn.c_proj.weight"]
     assert abs(proj.std().item() - 0.03 / (2 * 3) ** 0.5) < 0.01  # GPT-2's scaled residual projection
     # a rule takes precedence over the recipe for the parameters it matches

@@ -98,10 +98,12 @@ def manifest_specs(manifest: Any, limits: Limits | None = DEFAULT_LIMITS) -> tup
     and the resolved recipe (or None)."""
     recipe = None
     if isinstance(manifest, Mapping) and "recipe" in manifest:
+        from .api.convert import recipe_to_expand
         from .recipes import expand_manifest
 
-        manifest = expand_manifest(manifest)
-        recipe = manifest["recipe"]
+        if recipe_to_expand(manifest) is not None:
+            manifest = expand_manifest(manifest)
+        recipe = manifest["recipe"]  # recorded in the file's metadata either way
     if isinstance(manifest, Mapping):
         seed, tensors = manifest.get("seed") or 0, manifest.get("tensors")
         if isinstance(tensors, Mapping):

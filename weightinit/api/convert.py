@@ -275,11 +275,27 @@ def spec_from_any(spec: Any) -> spec_pb2.TensorSpec:
     return message
 
 
+def recipe_to_expand(manifest: Mapping) -> Any:
+    """The recipe a manifest asks to expand, or None. A manifest whose tensors all name their
+    scheme is already expanded (what ``init_module`` and ``recipes.expand_manifest`` return): its
+    ``recipe`` is a record of how the specs were made, and the specs replay as they are."""
+    recipe = manifest.get("recipe")
+    tensors = manifest.get("tensors")
+    if recipe is None:
+        return None
+    entries = tensors.values() if isinstance(tensors, Mapping) else tensors
+    if isinstance(entries, (list, tuple, type({}.values()))) and entries and all(
+            isinstance(t, Mapping) and t.get("scheme") is not None for t in entries):
+        return None
+    return recipe
+
+
 def manifest_from_any(manifest: Any) -> spec_pb2.ModelManifest:
     """A ``ModelManifest`` from ``{"seed": 7, "name": ..., "tensors": [spec, ...]}`` or a message.
 
     ``tensors`` may also be a mapping ``name -> spec``. With ``"recipe"`` (docs/recipes.md) the
-    tensors are ``{"name", "shape"[, "dtype"]}`` and the recipe travels as ``recipe_json``.
+    tensors are ``{"name", "shape"[, "dtype"]}`` and the recipe travels as ``recipe_json``
+    (unless the tensors are already expanded specs: see :func:`recipe_to_expand`).
     """
     if isinstance(manifest, spec_pb2.ModelManifest):
         return manifest
@@ -298,7 +314,7 @@ def manifest_from_any(manifest: Any) -> spec_pb2.ModelManifest:
         tensors = [dict(spec, name=name) for name, spec in tensors.items()]
     if tensors is None or isinstance(tensors, (str, bytes)):
         raise SpecError("manifest.tensors", "must be a list of tensor specs")
-    recipe = manifest.get("recipe")
+    recipe = recipe_to_expand(manifest)
     if recipe is not None:
         message.recipe_json = json.dumps(recipe, sort_keys=True)
     for index, spec in enumerate(tensors):
