@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import socket
 from pathlib import Path
 
@@ -191,7 +192,15 @@ def _worker(rank: int, world: int, port: int, result_dir: str) -> None:
             _check_init_module(fsdp2_tp(), "fsdp2+tp 2x2", checks)
     finally:
         Path(result_dir, f"{rank}.json").write_text(json.dumps(checks))
-        dist.destroy_process_group()
+        try:
+            dist.barrier()  # no rank tears gloo down while another is still in a collective
+        finally:
+            dist.destroy_process_group()
+    # Skip the interpreter's teardown: gloo's threads can abort it ("terminate called without an
+    # active exception"), which would fail a run whose checks all passed. Errors above still raise.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _spawn(world: int, tmp_path) -> list:
