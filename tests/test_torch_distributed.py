@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
