@@ -80,12 +80,9 @@ export interface ModelManifest {
   tensors: (TensorSpec | { name: string; shape: number[]; dtype?: DType })[];
 }
 
-export interface ModelTensor {
-  header: TensorHeader;
+export interface ModelTensor extends GenerateResult {
   /** The server's resolved spec (with a recipe: the expanded one). */
   spec: Record<string, unknown>;
-  data: Buffer;
-  sha256: string;
 }
 
 export class WeightinitError extends Error {}

@@ -213,6 +213,49 @@ function toModelManifest(manifest) {
   return message;
 }
 
+// One tensor's stream as it arrives, checked as the Python client checks it: contiguous offsets from the
+// header's start, whole elements, nothing past the announced count or after the digest, and at the digest
+// every element received and the SHA-256 equal to the server's.
+class TensorReceiver {
+  constructor(header) {
+    this.header = header;
+    this.data = Buffer.from(new ArrayBuffer(Number(header.byte_count)));  // aligned for the typed array
+    this.next = Number(header.start);
+    this.hash = crypto.createHash('sha256');
+    this.digest = null;
+  }
+
+  // Takes one message's data (and digest); returns an IntegrityError, or null when all is well.
+  accept(message) {
+    const { header } = this;
+    if (this.digest !== null) return new IntegrityError('data after the digest');
+    const offset = Number(message.offset);
+    if (offset !== this.next) return new IntegrityError(`expected element ${this.next}, got ${offset}`);
+    const chunk = message.data;
+    if (chunk.length % header.item_size) return new IntegrityError('chunk is not whole elements');
+    const position = (offset - Number(header.start)) * header.item_size;
+    if (position + chunk.length > this.data.length) return new IntegrityError('more data than announced');
+    chunk.copy(this.data, position);
+    this.hash.update(chunk);
+    this.next = offset + chunk.length / header.item_size;
+    if (!message.sha256 || !message.sha256.length) return null;
+    this.digest = Buffer.from(message.sha256).toString('hex');
+    if (this.next !== Number(header.stop)) return new IntegrityError(`${JSON.stringify(header.name)} ended early`);
+    const received = this.hash.digest('hex');
+    if (received !== this.digest) {
+      return new IntegrityError(`SHA-256 mismatch for ${JSON.stringify(header.name)}: received ${received}, `
+        + `server sent ${this.digest}`);
+    }
+    return null;
+  }
+
+  result() {
+    const dtype = DTYPE_NAMES[this.header.dtype];
+    return { header: this.header, dtype, shape: resultShape(this.header), data: this.data,
+      values: typedValues(this.data, dtype), sha256: this.digest };
+  }
+}
+
 class WeightinitClient {
   // target: "host:port" (port 50051 when omitted).
   constructor(target, { credentials = grpc.credentials.createInsecure(), protoDir = PROTO_DIR } = {}) {
@@ -255,11 +298,7 @@ class WeightinitClient {
     if (stop !== undefined) request.stop = String(stop);
     return new Promise((resolve, reject) => {
       const call = this.stub.Generate(request, { deadline: Date.now() + deadlineSeconds * 1000 });
-      const hash = crypto.createHash('sha256');
-      let header = null;
-      let data = null;
-      let next = null;
-      let digest = null;
+      let receiver = null;
       let failed = false;
       const fail = (error) => {
         if (failed) return;
@@ -269,42 +308,23 @@ class WeightinitClient {
       };
       call.on('data', (message) => {
         if (failed) return;
-        if (message.header) {
-          header = message.header;
-          data = Buffer.from(new ArrayBuffer(Number(header.byte_count)));  // aligned for the typed array
-          next = Number(header.start);
-        }
-        if (!header) return fail(new IntegrityError('data before the header'));
-        if (digest !== null) return fail(new IntegrityError('data after the digest'));
-        const offset = Number(message.offset);
-        if (offset !== next) return fail(new IntegrityError(`expected element ${next}, got ${offset}`));
-        const chunk = message.data;
-        if (chunk.length % header.item_size) return fail(new IntegrityError('chunk is not whole elements'));
-        const position = (offset - Number(header.start)) * header.item_size;
-        if (position + chunk.length > data.length) return fail(new IntegrityError('more data than announced'));
-        chunk.copy(data, position);
-        hash.update(chunk);
-        next = offset + chunk.length / header.item_size;
-        if (message.sha256 && message.sha256.length) digest = Buffer.from(message.sha256).toString('hex');
+        if (message.header) receiver = new TensorReceiver(message.header);
+        if (!receiver) return fail(new IntegrityError('data before the header'));
+        const problem = receiver.accept(message);
+        if (problem) fail(problem);
       });
       call.on('error', (error) => { if (!failed) { failed = true; reject(fromGrpcError(error, spec.scheme)); } });
       call.on('end', () => {
         if (failed) return;
-        if (!header || digest === null) return reject(new IntegrityError('stream ended before the digest'));
-        if (next !== Number(header.stop)) return reject(new IntegrityError('stream ended early'));
-        const received = hash.digest('hex');
-        if (received !== digest) {
-          return reject(new IntegrityError(`SHA-256 mismatch for ${JSON.stringify(header.name)}: received ${received}, `
-            + `server sent ${digest}`));
-        }
-        const dtype = DTYPE_NAMES[header.dtype];
-        resolve({ header, dtype, shape: resultShape(header), data, values: typedValues(data, dtype), sha256: digest });
+        if (!receiver || receiver.digest === null) return reject(new IntegrityError('stream ended before the digest'));
+        resolve(receiver.result());
       });
     });
   }
 
-  // Resolves to [{header, spec, data: Buffer, sha256: hex}] in manifest order; `spec` is the server's resolved
-  // spec (from header.resolved_spec_json: with a recipe, the expanded one). Each tensor's digest is checked.
+  // Resolves to [{header, spec, dtype, shape, data: Buffer, values, sha256: hex}] in manifest order; `spec` is
+  // the server's resolved spec (header.resolved_spec_json: with a recipe, the expanded one). Each tensor is
+  // checked as generate() checks it.
   // Rejects with the same error family as generate().
   generateModel(manifest, { chunkElements = 0, deadlineSeconds = 300 } = {}) {
     let request;
@@ -316,7 +336,6 @@ class WeightinitClient {
     return new Promise((resolve, reject) => {
       const call = this.stub.GenerateModel(request, { deadline: Date.now() + deadlineSeconds * 1000 });
       const tensors = [];
-      let current = null;
       let failed = false;
       const fail = (error) => {
         if (failed) return;
@@ -326,35 +345,22 @@ class WeightinitClient {
       };
       call.on('data', (message) => {
         if (failed) return;
+        const current = tensors[tensors.length - 1];
         if (message.header) {
-          if (current && current.sha256 === null) return fail(new IntegrityError('tensor ended before its digest'));
-          const header = message.header;
-          current = { header, spec: JSON.parse(header.resolved_spec_json), data: Buffer.alloc(Number(header.byte_count)),
-            next: 0, hash: crypto.createHash('sha256'), sha256: null };
-          tensors.push(current);
+          if (current && current.digest === null) return fail(new IntegrityError('tensor ended before its digest'));
+          tensors.push(new TensorReceiver(message.header));
         }
-        if (!current) return fail(new IntegrityError('data before the header'));
-        const offset = Number(message.offset);
-        if (offset !== current.next) return fail(new IntegrityError(`expected element ${current.next}, got ${offset}`));
-        const chunk = message.data;
-        const position = offset * current.header.item_size;
-        if (position + chunk.length > current.data.length) return fail(new IntegrityError('more data than announced'));
-        chunk.copy(current.data, position);
-        current.hash.update(chunk);
-        current.next = offset + chunk.length / current.header.item_size;
-        if (message.sha256 && message.sha256.length) {
-          current.sha256 = Buffer.from(message.sha256).toString('hex');
-          const received = current.hash.digest('hex');
-          if (received !== current.sha256) return fail(new IntegrityError(`SHA-256 mismatch in ${current.header.name}`));
-        }
+        if (!tensors.length) return fail(new IntegrityError('data before the header'));
+        const problem = tensors[tensors.length - 1].accept(message);
+        if (problem) fail(problem);
       });
       call.on('error', (error) => { if (!failed) { failed = true; reject(fromGrpcError(error)); } });
       call.on('end', () => {
         if (failed) return;
-        if (tensors.length !== request.manifest.tensors.length || tensors.some((t) => t.sha256 === null)) {
+        if (tensors.length !== request.manifest.tensors.length || tensors.some((t) => t.digest === null)) {
           return reject(new IntegrityError('the model stream ended early'));
         }
-        resolve(tensors.map(({ header, spec, data, sha256 }) => ({ header, spec, data, sha256 })));
+        resolve(tensors.map((tensor) => ({ ...tensor.result(), spec: JSON.parse(tensor.header.resolved_spec_json) })));
       });
     });
   }
