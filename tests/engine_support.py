@@ -119,6 +119,18 @@ def assert_same_bits(got: np.ndarray, want: np.ndarray, what: str = "") -> None:
         f"{what}: {first_difference(got, want)}"
 
 
+def assert_like_reference(label: str, ours: np.ndarray, theirs: np.ndarray, alpha: float) -> None:
+    """``ours`` follows the distribution of the framework's own draws ``theirs``: exactly, when
+    those are one constant value; else by a two-sample KS test at level ``alpha``."""
+    from scipy import stats
+
+    if np.all(theirs == theirs[0]):
+        assert np.array_equal(ours, theirs[:ours.size]), label
+        return
+    result = stats.ks_2samp(ours, theirs)
+    assert result.pvalue > alpha, f"{label}: KS {result.statistic:.3g}, p = {result.pvalue:.3g}"
+
+
 def plan_kind(plan) -> str:
     if isinstance(plan, (RandomPlan, ComplexRandomPlan)):
         return "random"

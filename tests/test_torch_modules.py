@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-stats = pytest.importorskip("scipy.stats")
+pytest.importorskip("scipy.stats")  # the KS comparisons
 
 from torch import nn  # noqa: E402
 
 import weightinit as wi  # noqa: E402
+from engine_support import assert_like_reference  # noqa: E402
 from weightinit.client import Client, LocalClient  # noqa: E402
 from weightinit.torch import ParameterError, init_module, module_manifest  # noqa: E402
 
@@ -100,13 +101,8 @@ def test_each_parameter_follows_its_modules_reset_parameters(filled):
     model, _ = filled
     references = [dict(_own_init(seed=seed).named_parameters()) for seed in range(1, 6)]  # 5 torch draws each
     for name, ours in model.named_parameters():
-        ours = ours.detach().reshape(-1).double()
         theirs = torch.cat([r[name].detach().reshape(-1).double() for r in references])
-        if torch.all(theirs == theirs[0]):
-            assert torch.equal(ours, theirs[:ours.numel()]), name
-            continue
-        result = stats.ks_2samp(ours.numpy(), theirs.numpy())
-        assert result.pvalue > KS_ALPHA, f"{name}: KS {result.statistic:.3g}, p = {result.pvalue:.3g}"
+        assert_like_reference(name, ours.detach().reshape(-1).double().numpy(), theirs.numpy(), KS_ALPHA)
 
 
 def test_recipe_specs_are_pytorchs_formulas(filled):
