@@ -213,6 +213,24 @@ function toModelManifest(manifest) {
   return message;
 }
 
+// A streaming call whose promise fails once: stream.fail(error) cancels the call and rejects; a gRPC error
+// rejects with toError(error). Handlers check stream.failed and ignore what arrives after a failure.
+function watchStream(call, reject, toError) {
+  const stream = { failed: false };
+  stream.fail = (error) => {
+    if (stream.failed) return;
+    stream.failed = true;
+    call.cancel();
+    reject(error);
+  };
+  call.on('error', (error) => {
+    if (stream.failed) return;
+    stream.failed = true;
+    reject(toError(error));
+  });
+  return stream;
+}
+
 // One tensor's stream as it arrives, checked as the Python client checks it: contiguous offsets from the
 // header's start, whole elements, nothing past the announced count or after the digest, and at the digest
 // every element received and the SHA-256 equal to the server's.
@@ -298,24 +316,17 @@ class WeightinitClient {
     if (stop !== undefined) request.stop = String(stop);
     return new Promise((resolve, reject) => {
       const call = this.stub.Generate(request, { deadline: Date.now() + deadlineSeconds * 1000 });
+      const stream = watchStream(call, reject, (error) => fromGrpcError(error, spec.scheme));
       let receiver = null;
-      let failed = false;
-      const fail = (error) => {
-        if (failed) return;
-        failed = true;
-        call.cancel();
-        reject(error);
-      };
       call.on('data', (message) => {
-        if (failed) return;
+        if (stream.failed) return;
         if (message.header) receiver = new TensorReceiver(message.header);
-        if (!receiver) return fail(new IntegrityError('data before the header'));
+        if (!receiver) return stream.fail(new IntegrityError('data before the header'));
         const problem = receiver.accept(message);
-        if (problem) fail(problem);
+        if (problem) stream.fail(problem);
       });
-      call.on('error', (error) => { if (!failed) { failed = true; reject(fromGrpcError(error, spec.scheme)); } });
       call.on('end', () => {
-        if (failed) return;
+        if (stream.failed) return;
         if (!receiver || receiver.digest === null) return reject(new IntegrityError('stream ended before the digest'));
         resolve(receiver.result());
       });
@@ -335,28 +346,23 @@ class WeightinitClient {
     }
     return new Promise((resolve, reject) => {
       const call = this.stub.GenerateModel(request, { deadline: Date.now() + deadlineSeconds * 1000 });
+      const stream = watchStream(call, reject, (error) => fromGrpcError(error));
       const tensors = [];
-      let failed = false;
-      const fail = (error) => {
-        if (failed) return;
-        failed = true;
-        call.cancel();
-        reject(error);
-      };
       call.on('data', (message) => {
-        if (failed) return;
+        if (stream.failed) return;
         const current = tensors[tensors.length - 1];
         if (message.header) {
-          if (current && current.digest === null) return fail(new IntegrityError('tensor ended before its digest'));
+          if (current && current.digest === null) {
+            return stream.fail(new IntegrityError('tensor ended before its digest'));
+          }
           tensors.push(new TensorReceiver(message.header));
         }
-        if (!tensors.length) return fail(new IntegrityError('data before the header'));
+        if (!tensors.length) return stream.fail(new IntegrityError('data before the header'));
         const problem = tensors[tensors.length - 1].accept(message);
-        if (problem) fail(problem);
+        if (problem) stream.fail(problem);
       });
-      call.on('error', (error) => { if (!failed) { failed = true; reject(fromGrpcError(error)); } });
       call.on('end', () => {
-        if (failed) return;
+        if (stream.failed) return;
         if (tensors.length !== request.manifest.tensors.length || tensors.some((t) => t.digest === null)) {
           return reject(new IntegrityError('the model stream ended early'));
         }
