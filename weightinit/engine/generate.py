@@ -36,6 +36,12 @@ class CompiledSpec:
 
     def fill(self, start: int, out: np.ndarray) -> np.ndarray:
         """Write elements ``[start, start + out.size)`` (row-major, storage dtype) into ``out``."""
+        self.fill_values(start, out)
+        self.fill_zero_rows(start, out)
+        return out
+
+    def fill_values(self, start: int, out: np.ndarray) -> np.ndarray:
+        """The plan's values of elements ``[start, start + out.size)``, before ``spec.zero_rows``."""
         stop = start + out.size
         plan, dtype = self.plan, self.spec.dtype
         if isinstance(plan, RandomPlan):
@@ -53,7 +59,6 @@ class CompiledSpec:
             out[...] = round_to_storage(plan.values[start:stop], dtype)
         else:  # pragma: no cover
             raise TypeError(f"unknown plan {plan!r}")
-        self.fill_zero_rows(start, out)
         return out
 
     def fill_zero_rows(self, start: int, out) -> None:

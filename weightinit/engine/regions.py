@@ -183,12 +183,7 @@ def _fill_plan_region(compiled, bounds: Bounds, out: np.ndarray, batch_elements:
             out[zeros.reshape(-1)] = 0
         return out
     if isinstance(plan, ComplexRandomPlan):
-        def fill_complex(start: int, target: np.ndarray) -> np.ndarray:
-            values = compiled.backend.complex_values(plan.kernel, spec.key, start, target.size)
-            target[...] = round_to_storage(values, dtype)
-            return target
-
-        fill_runs(fill_complex, starts, run_length, out, batch_elements)
+        fill_runs(compiled.fill_values, starts, run_length, out, batch_elements)
         return out
     raise TypeError(f"unknown plan {plan!r}")  # pragma: no cover
 
