@@ -37,8 +37,6 @@ def noop_server(chunk_bytes: int, count: int) -> None:
     """A Generate look-alike without generation: ``Raw`` streams one prebuilt message ``count``
     times; ``Generate`` sends a valid zero tensor (header, offsets, precomputed digest) that
     ``Client.generate`` accepts, encoding each message as the real server does."""
-    import hashlib
-
     import grpc
 
     import weightinit as wi
@@ -48,13 +46,19 @@ def noop_server(chunk_bytes: int, count: int) -> None:
 
     payload = bytes(chunk_bytes)
     message = wire.encode_chunk(wire.GENERATE, data=payload, offset=1 << 20)
-    hasher = hashlib.sha256()
-    for _ in range(count):
-        hasher.update(payload)
-    digest = hasher.digest()
     elements = chunk_bytes // 4
     spec = wi.spec_from_dict({"scheme": "zeros", "shape": [count * elements]}, limits=None)
-    header = jobs.header_for(jobs.TensorJob(spec, 0, spec.numel, 0, elements), "noop").SerializeToString()
+    streams = {}  # digest algorithm -> the prebuilt messages of a valid stream, so sending costs what Raw does
+    for algorithm in wire.DIGEST_ALGORITHMS:
+        hasher = wire.new_hash(algorithm)
+        for _ in range(count):
+            hasher.update(payload)
+        job = jobs.TensorJob(spec, 0, spec.numel, 0, elements, digest=algorithm)
+        header = jobs.header_for(job, "noop").SerializeToString()
+        streams[wire.DIGEST_ALGORITHMS[algorithm]] = [
+            wire.encode_chunk(wire.GENERATE, data=payload, offset=i * elements, header=header if i == 0 else None,
+                              digest=hasher.digest() if i == count - 1 else None, algorithm=algorithm)
+            for i in range(count)]
 
     def raw(request, context):
         for _ in range(count):
@@ -65,9 +69,8 @@ def noop_server(chunk_bytes: int, count: int) -> None:
             yield pb.GenerateResponse(offset=i * elements, data=payload)
 
     def valid(request, context):
-        for i in range(count):
-            yield wire.encode_chunk(wire.GENERATE, data=payload, offset=i * elements,
-                                    header=header if i == 0 else None, sha256=digest if i == count - 1 else None)
+        algorithm = pb.GenerateRequest.FromString(request).digest_algorithm or pb.DIGEST_ALGORITHM_SHA256
+        yield from streams[algorithm]
 
     handler = grpc.method_handlers_generic_handler("weightinit.v1.InitializerService", {
         "Raw": grpc.unary_stream_rpc_method_handler(raw), "Generate": grpc.unary_stream_rpc_method_handler(valid),

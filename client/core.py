@@ -4,8 +4,8 @@
 >>> with Client("127.0.0.1:50051") as client:
 ...     w = client.generate({"scheme": "kaiming_normal", "shape": [512, 256], "seed": 7, "name": "fc1.weight"})
 
-Every tensor is verified against the SHA-256 the server sends after its last
-chunk (:class:`IntegrityError` on mismatch). Every failure raises from the
+Every tensor is verified against the digest the server sends after its last
+chunk (BLAKE3 unless ``Client(digest="sha256")``; :class:`IntegrityError` on mismatch). Every failure raises from the
 :mod:`weightinit.errors` family (never a raw ``grpc.RpcError``). A stream that breaks with
 ``UNAVAILABLE`` is resumed from the last element received, after a backoff;
 the server's digest of a resumed stream covers the elements received before
@@ -15,7 +15,6 @@ whole result.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import random
@@ -81,9 +80,19 @@ def _storage(dtype: str) -> np.dtype:
 
 
 def _tensor_identity(header: pb.TensorHeader) -> tuple:
-    """The header fields a resumed stream must repeat: it has to describe the same tensor."""
+    """The header fields a resumed stream must repeat: it has to describe the same tensor (and
+    hash with the same algorithm, since the client's hash of the first part carries on)."""
     return (tuple(header.shape), header.dtype, header.stop, header.seed, header.stream, header.algorithm_version,
-            tuple((r.start, r.stop) for r in header.region))
+            tuple((r.start, r.stop) for r in header.region), header.digest_algorithm)
+
+
+def _header_digest(header: pb.TensorHeader) -> str:
+    """The digest algorithm a stream's header names (UNSPECIFIED: a server from before the field, SHA-256)."""
+    try:
+        return wire.digest_name(header.digest_algorithm)
+    except InvalidRequestError:
+        raise IntegrityError(f"the server hashes tensor {header.name!r} with digest algorithm "
+                             f"{header.digest_algorithm}, which this client does not know") from None
 
 
 def _flat_index(header: pb.TensorHeader, position: int) -> int:
@@ -136,23 +145,26 @@ class _SpotCheck:
 
 
 class _TensorReceiver:
-    """Checks one tensor's chunks: contiguous offsets, consistent header, digest at the end
-    (and ``spot_check`` random elements against the local engine, when asked)."""
+    """Checks one tensor's chunks: contiguous offsets, consistent header, digest at the end, in
+    the algorithm the header names (and ``spot_check`` random elements against the local engine,
+    when asked). The digest runs on a helper thread over the received messages' bytes."""
 
     def __init__(self, start: int | None, spot_check: int = 0, rng: random.Random | None = None):
         self.header: pb.TensorHeader | None = None
         self.next_offset = start
-        self.hasher = wire.ThreadedHasher()
+        self.hasher: wire.ThreadedHasher | None = None
         self.done = False
         self.spot = _SpotCheck(spot_check, rng or random.Random()) if spot_check > 0 else None
 
     def close(self) -> None:
         """End the digest's helper thread (the stream is over or abandoned)."""
-        self.hasher.close()
+        if self.hasher is not None:
+            self.hasher.close()
 
     def accept(self, header: pb.TensorHeader | None, offset: int, data: memoryview, digest: bytes) -> np.ndarray:
         if header is not None and header.ByteSize():
             if self.header is None:
+                self.hasher = wire.ThreadedHasher(_header_digest(header))
                 self.header = header
                 if self.next_offset is None:
                     self.next_offset = header.start
@@ -181,8 +193,8 @@ class _TensorReceiver:
                 raise IntegrityError("digest before the last element")
             received = self.hasher.digest()
             if received != digest:
-                raise IntegrityError(f"SHA-256 mismatch for tensor {self.header.name!r}: received bytes are "
-                                     f"corrupt (expected {digest.hex()}, got {received.hex()})")
+                raise IntegrityError(f"{wire.DIGEST_TITLES[self.hasher.algorithm]} mismatch for tensor {self.header.name!r}: "
+                                     f"received bytes are corrupt (expected {digest.hex()}, got {received.hex()})")
             if self.spot is not None:
                 self.spot.verify(self.header)
             self.done = True
@@ -244,6 +256,10 @@ class Client:
     the last progress (``max_attempts``, if given, also bounds the tries). ``timeout`` is the
     deadline of each RPC attempt (None: none). ``spot_check=k`` recomputes k random elements of
     each tensor with the local engine (:class:`IntegrityError` on a difference).
+
+    Integrity: every tensor is checked against the digest the server sends after its last chunk,
+    in the algorithm ``digest`` asks for: ``"blake3"`` (default; several GB/s per core) or
+    ``"sha256"``. A server older than the negotiation answers SHA-256, which is checked instead.
     """
 
     def __init__(self, target: str | Iterable[str], *, tls_ca: str | None = None, tls_cert: str | None = None,
@@ -251,7 +267,7 @@ class Client:
                  spot_check: int = 0, timeout: float | None = None, max_attempts: int | None = None,
                  initial_backoff: float = 0.1, max_backoff: float = 2.0, chunk_elements: int = 0,
                  credentials: grpc.ChannelCredentials | None = None, options: tuple = (),
-                 channel: grpc.Channel | None = None):
+                 channel: grpc.Channel | None = None, digest: str = wire.DEFAULT_DIGEST):
         target = target if isinstance(target, str) else list(target)
         self.target = channel_target(target)
         self.timeout = timeout
@@ -261,6 +277,8 @@ class Client:
         self.max_backoff = max_backoff
         self.chunk_elements = chunk_elements
         self.spot_check = spot_check
+        self.digest_algorithm = digest
+        self._digest_algorithm = wire.digest_value(digest)
         self._rng = random.Random()
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         if channel is None:
@@ -347,7 +365,7 @@ class Client:
         it stopped. The chunk arrays are read-only views of the received messages.
         """
         message = convert.spec_from_any(spec)
-        request = pb.GenerateRequest(spec=message,
+        request = pb.GenerateRequest(spec=message, digest_algorithm=self._digest_algorithm,
                                      chunk_elements=self.chunk_elements if chunk_elements is None else chunk_elements)
         if index is not None:
             request.region.extend(convert.region_to_proto(_region_bounds(index, message.shape, start, stop)))
@@ -379,7 +397,7 @@ class Client:
                     message, data = wire.decode_generate(raw)
                     header = message.header if message.HasField("header") else None
                     offset = message.offset
-                    array = receiver.accept(header, offset, data, message.sha256)
+                    array = receiver.accept(header, offset, data, message.digest or message.sha256)
                     attempt, since = 0, time.monotonic()
                     yield Chunk(receiver.header, offset, array)
                 if not receiver.done:
@@ -390,11 +408,13 @@ class Client:
                 if self._give_up(error, attempt, since):
                     raise from_rpc_error(error) from error
 
-    def digest(self, spec: Any, *, start: int | None = None, stop: int | None = None) -> bytes:
-        """The server's SHA-256 of the tensor's bytes (or of elements [start, stop)), without the
-        data (``GenerateRequest.digest_only``): compare it with ``hashlib.sha256`` of a tensor you
-        generated yourself."""
-        request = pb.GenerateRequest(spec=convert.spec_from_any(spec), digest_only=True)
+    def digest(self, spec: Any, *, start: int | None = None, stop: int | None = None,
+               algorithm: str = "sha256") -> bytes:
+        """The server's digest of the tensor's bytes (or of elements [start, stop)), without the
+        data (``GenerateRequest.digest_only``): compare it with ``hashlib.sha256`` (or
+        ``blake3.blake3`` with ``algorithm="blake3"``) of a tensor you generated yourself."""
+        request = pb.GenerateRequest(spec=convert.spec_from_any(spec), digest_only=True,
+                                     digest_algorithm=wire.digest_value(algorithm))
         if start is not None:
             request.start = request.hash_from = start
         if stop is not None:
@@ -406,8 +426,12 @@ class Client:
                     message, data = wire.decode_generate(raw)
                     if len(data):
                         raise IntegrityError("a digest_only stream carried data")
-                    if message.sha256:
-                        return message.sha256
+                    if message.HasField("header") and _header_digest(message.header) != algorithm:
+                        raise IntegrityError(f"asked for a {algorithm} digest, the server answered with "
+                                             f"{_header_digest(message.header)} (a server older than "
+                                             "digest negotiation computes SHA-256 only)")
+                    if message.digest or message.sha256:
+                        return message.digest or message.sha256
                 raise IntegrityError("the digest_only stream ended without a digest")
             except grpc.RpcError as error:
                 attempt += 1
@@ -484,7 +508,8 @@ class Client:
                                               tensors=manifest.tensors[next_index:])
                 if manifest.recipe_json:  # the server expands a recipe over the whole list
                     rest = manifest
-                request = pb.GenerateModelRequest(manifest=rest, chunk_elements=chunk)
+                request = pb.GenerateModelRequest(manifest=rest, chunk_elements=chunk,
+                                                  digest_algorithm=self._digest_algorithm)
                 base = index = next_index
                 if receiver is not None:
                     receiver.close()
@@ -502,7 +527,7 @@ class Client:
                         if receiver is None:
                             raise IntegrityError("model stream data arrived before a header")
                         array = receiver.accept(message.header if message.HasField("header") else None,
-                                                message.offset, data, message.sha256)
+                                                message.offset, data, message.digest or message.sha256)
                         attempt, since = 0, time.monotonic()
                         yield ModelChunk(receiver.header, message.offset, array, index, receiver.header.name)
                         if receiver.done:
@@ -523,7 +548,8 @@ class Client:
                         tensor.CopyFrom(manifest.tensors[index])
                         if not tensor.HasField("seed"):
                             tensor.seed = manifest.seed
-                        resume = pb.GenerateRequest(spec=tensor, chunk_elements=chunk)
+                        resume = pb.GenerateRequest(spec=tensor, chunk_elements=chunk,
+                                                    digest_algorithm=self._digest_algorithm)
                         try:
                             for part in self._tensor_stream(resume, receiver):
                                 yield ModelChunk(part.header, part.offset, part.data, index, part.header.name)
@@ -680,10 +706,14 @@ class LocalClient:
             return user_array(flat.reshape(array.shape), spec.dtype)
         return array
 
-    def digest(self, spec: Any, *, start: int | None = None, stop: int | None = None) -> bytes:
-        """SHA-256 of the tensor's bytes (or of elements [start, stop)), as :meth:`Client.digest` answers."""
+    def digest(self, spec: Any, *, start: int | None = None, stop: int | None = None,
+               algorithm: str = "sha256") -> bytes:
+        """Digest of the tensor's bytes (or of elements [start, stop)), as :meth:`Client.digest` answers."""
+        wire.digest_value(algorithm)  # an unknown name raises naming the argument
+        hasher = wire.new_hash(algorithm)
         flat = np.asarray(self.generate(spec, start=start, stop=stop)).reshape(-1)
-        return hashlib.sha256(flat.astype(flat.dtype.newbyteorder("<"), copy=False).tobytes()).digest()
+        hasher.update(flat.astype(flat.dtype.newbyteorder("<"), copy=False).tobytes())
+        return hasher.digest()
 
     def _manifest_specs(self, manifest: Any) -> list[wi.TensorSpec]:
         message = convert.manifest_from_any(manifest)

@@ -16,7 +16,9 @@ from weightinit.v1 import spec_pb2
 
 from weightinit.api import convert
 from weightinit.api import describe
+from weightinit.api import wire
 from weightinit.api.errors import Violation, exhausted, invalid
+from weightinit.errors import InvalidRequestError
 
 MIB = 1 << 20
 #: Most violations reported for one request.
@@ -89,6 +91,8 @@ class TensorJob:
     index: int = 0
     region: tuple[tuple[int, int], ...] | None = None
     digest_only: bool = False
+    #: Algorithm of the final digest (``weightinit.api.wire.DIGEST_ALGORITHMS``).
+    digest: str = "sha256"
 
 
 class _Collector:
@@ -121,6 +125,14 @@ def _resolve(message: spec_pb2.TensorSpec, settings: Settings, prefix: str, foun
     except wi.SpecError as error:
         found.add(convert.proto_field_path(error.field, scheme, prefix), error.message)
     return None
+
+
+def _digest(value: int, found: _Collector) -> str:
+    try:
+        return wire.digest_name(value)
+    except InvalidRequestError as error:
+        found.add("digest_algorithm", error.message)
+        return "sha256"
 
 
 def _itemsize_hint(message: spec_pb2.TensorSpec) -> int:
@@ -214,8 +226,10 @@ def plan_generate(request: pb.GenerateRequest, settings: Settings) -> TensorJob:
     hash_from = request.hash_from if request.HasField("hash_from") else start
     if not 0 <= hash_from <= max(start, 0):
         found.add("hash_from", f"must be in [0, start = {start}], got {hash_from}")
+    digest = _digest(request.digest_algorithm, found)
     found.raise_if_any()
-    job = TensorJob(spec, start, stop, hash_from, chunk, region=region, digest_only=request.digest_only)
+    job = TensorJob(spec, start, stop, hash_from, chunk, region=region, digest_only=request.digest_only,
+                    digest=digest)
     _check_cost(job, settings, "spec.", found)
     found.raise_if_any()
     return job
@@ -253,6 +267,7 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
         found.raise_if_any()
     if request.chunk_elements < 0:
         found.add("chunk_elements", f"must be >= 0 (0 lets the server choose), got {request.chunk_elements}")
+    digest = _digest(request.digest_algorithm, found)
     jobs: list[TensorJob] = []
     names: dict[str, int] = {}
     total = work = small_messages = 0
@@ -273,7 +288,7 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
         chunk = _chunk_elements(max(request.chunk_elements, 0), itemsize, settings, "chunk_elements", found)
         if spec is not None:
             total += spec.numel
-            job = TensorJob(spec, 0, spec.numel, 0, chunk, index)
+            job = TensorJob(spec, 0, spec.numel, 0, chunk, index, digest=digest)
             work += _check_cost(job, settings, f"{prefix}.", found)
             if _small_chunks(job, settings):
                 small_messages += max(1, -(-spec.numel // max(chunk, 1)))
@@ -293,7 +308,7 @@ def plan_model(request: pb.GenerateModelRequest, settings: Settings) -> list[Ten
 
 
 def header_for(job: TensorJob, backend_name: str) -> pb.TensorHeader:
-    return describe.tensor_header(job.spec, job.start, job.stop, job.hash_from, backend_name, job.region)
+    return describe.tensor_header(job.spec, job.start, job.stop, job.hash_from, backend_name, job.region, job.digest)
 
 
 def capabilities(settings: Settings, backend_name: str, backend_device: str,

@@ -115,7 +115,7 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
         def fill(offset: int, out: np.ndarray) -> np.ndarray:
             return fill_region_positions(compiled, job.region, offset, out, FILL_ELEMENTS)
     header = jobs_mod.header_for(job, backend.name).SerializeToString()
-    with wire.ThreadedHasher() as hasher:  # its helper thread ends on every exit path
+    with wire.ThreadedHasher(job.digest) as hasher:  # its helper thread ends on every exit path
         chunk = job.chunk_elements
         span = max(job.stop - job.hash_from, 1)
         scratch = np.empty(min(chunk, span), dtype=wi.storage_dtype(spec.dtype))
@@ -129,7 +129,8 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
         if stats is not None:
             stats.generated(time.perf_counter() - began, backend.name)
         if job.start == job.stop or job.digest_only:
-            yield wire.encode_chunk(layout, header=header, offset=job.start, sha256=hasher.digest(), index=job.index)
+            yield wire.encode_chunk(layout, header=header, offset=job.start, digest=hasher.digest(),
+                                    algorithm=job.digest, index=job.index)
             return
         first = True
         for offset in range(job.start, job.stop, chunk):
@@ -143,7 +144,7 @@ def tensor_messages(job: jobs_mod.TensorJob, backend, layout, should_stop: Calla
             # data is the message's last field: hash it there (immutable) while the next chunk is generated
             hasher.update(memoryview(message)[len(message) - view.nbytes:])
             if offset + count == job.stop:
-                message += wire.digest_field(layout, hasher.digest())
+                message += wire.digest_field(layout, hasher.digest(), job.digest)
             first = False
             if stats is not None:
                 stats.generated(time.perf_counter() - began, backend.name)

@@ -118,13 +118,16 @@ class CorruptingProxy:
 
         def relay(request: bytes, context):
             for index, raw in enumerate(self._upstream(request)):
+                if index == 0:
+                    self.algorithm = wire.decode_generate(raw)[0].header.digest_algorithm
                 if index == self.target_index:
                     message, data = wire.decode_generate(raw)
                     damaged = bytearray(data)
                     damaged[len(damaged) // 2] ^= 0x01
                     header = message.header.SerializeToString() if message.HasField("header") else None
                     raw = wire.encode_chunk(wire.GENERATE, data=bytes(damaged), offset=message.offset,
-                                            header=header, sha256=message.sha256 or None)
+                                            header=header, digest=message.digest or None,
+                                            algorithm=wire.digest_name(self.algorithm))
                 yield raw
 
         handler = grpc.method_handlers_generic_handler(SERVICE_NAME, {
@@ -139,11 +142,12 @@ class CorruptingProxy:
         self._channel.close()
 
 
-def test_digest_detects_a_corrupted_chunk(server):
+@pytest.mark.parametrize("algorithm, title", [("blake3", "BLAKE3"), ("sha256", "SHA-256")])
+def test_digest_detects_a_corrupted_chunk(server, algorithm, title):
     proxy = CorruptingProxy(server.target, target_index=1)
     try:
-        with Client(proxy.target, timeout=30) as client:
-            with pytest.raises(IntegrityError, match="SHA-256 mismatch"):
+        with Client(proxy.target, timeout=30, digest=algorithm) as client:
+            with pytest.raises(IntegrityError, match=f"{title} mismatch"):
                 client.generate({"scheme": "normal", "shape": [1000, 100]}, chunk_elements=10_000)
             proxy.target_index = -1  # relay untouched: the same call passes
             assert client.generate({"scheme": "ones", "shape": [3]}).tolist() == [1.0, 1.0, 1.0]

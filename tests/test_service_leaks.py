@@ -50,7 +50,7 @@ def _threads_flat(before: int, pool_before: int, pool_size: int) -> bool:
     no larger than their size; no stream's producer or hasher thread left."""
     return (_other_threads() <= before + max(1, before // 10)
             and _threads("weightinit-rpc") <= pool_before + pool_size
-            and _threads("weightinit-sha256") == 0 and _threads("weightinit-stream") == 0)
+            and _threads("weightinit-digest") == 0 and _threads("weightinit-stream") == 0)
 
 
 def _pool_size(running) -> int:
@@ -78,16 +78,16 @@ sys.stdin.read()
 
 
 def test_hasher_thread_ends_when_closed_or_dropped():
-    before = _threads("weightinit-sha256")
+    before = _threads("weightinit-digest")
     with wire.ThreadedHasher() as hasher:
         hasher.update(bytes(1 << 20))
-        assert _threads("weightinit-sha256") == before + 1
-    assert _settle(lambda: _threads("weightinit-sha256") == before)
+        assert _threads("weightinit-digest") == before + 1
+    assert _settle(lambda: _threads("weightinit-digest") == before)
 
     dropped = wire.ThreadedHasher()
     dropped.update(bytes(1 << 20))
     del dropped  # never closed: collection must still end its thread
-    assert _settle(lambda: _threads("weightinit-sha256") == before)
+    assert _settle(lambda: _threads("weightinit-digest") == before)
 
 
 def test_hasher_digest_is_unchanged_by_the_helper_thread():
@@ -145,7 +145,7 @@ def test_client_iterators_abandoned_midway_end_their_threads(server):
             next(model)
             model.close()
         # server and client share this process: neither side may keep a hasher or producer thread
-        assert _settle(lambda: _threads("weightinit-sha256") == 0), [t.name for t in threading.enumerate()]
+        assert _settle(lambda: _threads("weightinit-digest") == 0), [t.name for t in threading.enumerate()]
         assert _settle(lambda: _threads("weightinit-stream") == 0)
 
 

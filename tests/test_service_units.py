@@ -31,23 +31,30 @@ EXAMPLE_PARAMS = {
 @pytest.mark.parametrize("offset", [0, 1, 300, 2**40])
 @pytest.mark.parametrize("with_header", [False, True])
 @pytest.mark.parametrize("with_digest", [False, True])
-def test_encoded_chunks_equal_the_protobuf_encoding(offset, with_header, with_digest):
+@pytest.mark.parametrize("algorithm", ["sha256", "blake3"])
+def test_encoded_chunks_equal_the_protobuf_encoding(offset, with_header, with_digest, algorithm):
     data = np.arange(1000, dtype=np.float32) * 0.25
     header = pb.TensorHeader(name="w", shape=[10, 100], dtype=spec_pb2.DATA_TYPE_FP32, element_count=1000)
     digest = bytes(range(32)) if with_digest else None
+    # SHA-256 fills the field clients from before `digest` read, too
+    sha256 = digest if algorithm == "sha256" else None
     raw = wire.encode_chunk(wire.GENERATE, data=data, offset=offset,
-                            header=header.SerializeToString() if with_header else None, sha256=digest)
-    expected = pb.GenerateResponse(offset=offset, data=data.tobytes(), sha256=digest or b"")
+                            header=header.SerializeToString() if with_header else None, digest=digest,
+                            algorithm=algorithm)
+    expected = pb.GenerateResponse(offset=offset, data=data.tobytes(), sha256=sha256 or b"", digest=digest or b"")
     if with_header:
         expected.header.CopyFrom(header)
     assert raw == expected.SerializeToString()
     message, view = wire.decode_generate(raw)
     assert bytes(view) == data.tobytes() and message.offset == offset and message.data == b""
-    assert message.HasField("header") == with_header and message.sha256 == (digest or b"")
+    assert message.HasField("header") == with_header and message.digest == (digest or b"")
+    assert message.sha256 == (sha256 or b"")
 
     model = wire.encode_chunk(wire.MODEL, data=data, offset=offset, index=7,
-                              header=header.SerializeToString() if with_header else None, sha256=digest)
-    expected_model = pb.GenerateModelResponse(tensor_index=7, offset=offset, data=data.tobytes(), sha256=digest or b"")
+                              header=header.SerializeToString() if with_header else None, digest=digest,
+                              algorithm=algorithm)
+    expected_model = pb.GenerateModelResponse(tensor_index=7, offset=offset, data=data.tobytes(),
+                                              sha256=sha256 or b"", digest=digest or b"")
     if with_header:
         expected_model.header.CopyFrom(header)
     assert model == expected_model.SerializeToString()

@@ -12,14 +12,15 @@ import weightinit as wi
 from weightinit.v1 import initializer_service_pb2 as pb
 from weightinit.v1 import spec_pb2
 
-from . import convert
+from . import convert, wire
 
 
 def tensor_header(spec: wi.TensorSpec, start: int, stop: int, hash_from: int, backend_name: str,
-                  region=None) -> pb.TensorHeader:
-    """The header that opens a tensor's stream: what it is and which elements follow (positions
-    within ``region``, one (start, stop) per dimension, when given)."""
+                  region=None, digest: str = "sha256") -> pb.TensorHeader:
+    """The header that opens a tensor's stream: what it is, which elements follow (positions
+    within ``region``, one (start, stop) per dimension, when given) and the digest's algorithm."""
     return pb.TensorHeader(
+        digest_algorithm=wire.DIGEST_ALGORITHMS[digest],
         region=convert.region_to_proto(region),
         name=spec.name, shape=spec.shape, dtype=convert.DTYPE_TO_PROTO[spec.dtype], element_count=spec.numel,
         start=start, stop=stop, byte_count=(stop - start) * spec.itemsize, item_size=spec.itemsize,
@@ -58,4 +59,5 @@ def capabilities(limits: pb.ServerLimits, default_chunk_bytes: int, backend_name
         dtypes=[convert.DTYPE_TO_PROTO[d] for d in wi.DTYPES],
         layouts=[spec_pb2.Layout.Value("LAYOUT_" + layout.upper()) for layout in wi.LAYOUTS],
         backends=backend_infos, active_backend=backend_name, active_device=backend_device,
-        limits=limits, default_chunk_bytes=default_chunk_bytes)
+        limits=limits, default_chunk_bytes=default_chunk_bytes,
+        digest_algorithms=list(wire.DIGEST_ALGORITHMS.values()))

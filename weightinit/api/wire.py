@@ -17,6 +17,9 @@ import queue
 import threading
 from typing import NamedTuple
 
+import blake3
+
+from weightinit.errors import InvalidRequestError
 from weightinit.v1 import initializer_service_pb2 as pb
 
 _WIRE_VARINT = 0
@@ -54,20 +57,61 @@ class _Layout(NamedTuple):
     offset: int
     data: int
     sha256: int
+    digest: int
 
 
-GENERATE = _Layout(None, 1, 2, 3, 4)
-MODEL = _Layout(1, 2, 3, 4, 5)
+GENERATE = _Layout(None, 1, 2, 3, 4, 5)
+MODEL = _Layout(1, 2, 3, 4, 5, 6)
 
-assert [pb.GenerateResponse.DESCRIPTOR.fields_by_name[n].number for n in ("header", "offset", "data", "sha256")] \
-    == list(GENERATE[1:])
+assert [pb.GenerateResponse.DESCRIPTOR.fields_by_name[n].number
+        for n in ("header", "offset", "data", "sha256", "digest")] == list(GENERATE[1:])
 assert [pb.GenerateModelResponse.DESCRIPTOR.fields_by_name[n].number
-        for n in ("tensor_index", "header", "offset", "data", "sha256")] == list(MODEL)
+        for n in ("tensor_index", "header", "offset", "data", "sha256", "digest")] == list(MODEL)
+
+# -- digests ------------------------------------------------------------------
+
+#: Digest algorithms by name, as ``Client(digest=...)`` and the CLI spell them.
+DIGEST_ALGORITHMS = {"sha256": pb.DIGEST_ALGORITHM_SHA256, "blake3": pb.DIGEST_ALGORITHM_BLAKE3}
+#: How messages spell them.
+DIGEST_TITLES = {"sha256": "SHA-256", "blake3": "BLAKE3"}
+#: What a client asks for unless told otherwise: BLAKE3 checks at several GB/s per core.
+DEFAULT_DIGEST = "blake3"
+
+
+def digest_name(value: int) -> str:
+    """Wire enum -> name; UNSPECIFIED is SHA-256 (requests and servers from before the field)."""
+    if value == pb.DIGEST_ALGORITHM_UNSPECIFIED:
+        return "sha256"
+    for name, number in DIGEST_ALGORITHMS.items():
+        if number == value:
+            return name
+    raise InvalidRequestError("digest_algorithm", f"unknown digest algorithm {value}; this side knows "
+                              f"{', '.join(DIGEST_ALGORITHMS)}")
+
+
+def digest_value(name: str) -> int:
+    """Name -> wire enum; an unknown name raises naming the ``digest`` argument."""
+    try:
+        return DIGEST_ALGORITHMS[name]
+    except (KeyError, TypeError):
+        raise InvalidRequestError("digest", f"unknown digest algorithm {name!r}; choose one of "
+                                            f"{', '.join(DIGEST_ALGORITHMS)}") from None
+
+
+def new_hash(name: str):
+    """A fresh hash object with ``update`` / ``digest``: ``hashlib.sha256`` or ``blake3.blake3``
+    (one thread; BLAKE3's default 32-byte output)."""
+    if name == "blake3":
+        return blake3.blake3()
+    if name == "sha256":
+        return hashlib.sha256()
+    raise InvalidRequestError("digest_algorithm", f"unknown digest algorithm {name!r}")
 
 
 def encode_chunk(layout: _Layout, *, data=b"", offset: int = 0, header: bytes | None = None,
-                 sha256: bytes | None = None, index: int = 0) -> bytes:
-    """Serialized response message; ``data`` is any contiguous buffer (a NumPy array works).
+                 digest: bytes | None = None, algorithm: str = "sha256", index: int = 0) -> bytes:
+    """Serialized response message; ``data`` is any contiguous buffer (a NumPy array works);
+    ``digest`` (in ``algorithm``) goes in the digest field, and in ``sha256`` too for SHA-256.
 
     Fields are written in field-number order and zero/empty values omitted,
     exactly as the protobuf runtime would.
@@ -84,17 +128,17 @@ def encode_chunk(layout: _Layout, *, data=b"", offset: int = 0, header: bytes | 
     if view.nbytes:
         parts.append(_len_field(layout.data, view.nbytes))
         parts.append(view)
-    if sha256:
-        parts.append(_len_field(layout.sha256, len(sha256)))
-        parts.append(sha256)
+    if digest:
+        parts.append(digest_field(layout, digest, algorithm))
     return b"".join(parts)
 
 
 class ThreadedHasher:
-    """SHA-256 of a byte stream whose large pieces are hashed on a helper thread.
+    """Digest (``algorithm``: ``sha256`` or ``blake3``) of a byte stream whose large pieces are
+    hashed on a helper thread.
 
-    hashlib releases the GIL, so the hash of one chunk overlaps with generating, sending or
-    copying the next. Pieces must stay unchanged until ``digest()``: pass immutable bytes
+    hashlib and blake3 release the GIL, so the hash of one chunk overlaps with generating,
+    sending or copying the next. Pieces must stay unchanged until ``digest()``: pass immutable bytes
     (or views of them), never a buffer that is reused.
 
     The helper thread exists from the first large piece until ``digest()`` or ``close()``;
@@ -105,8 +149,9 @@ class ThreadedHasher:
 
     THREAD_MIN_BYTES = 256 * 1024
 
-    def __init__(self):
-        self._hash = hashlib.sha256()
+    def __init__(self, algorithm: str = "sha256"):
+        self.algorithm = algorithm
+        self._hash = new_hash(algorithm)
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
 
@@ -122,7 +167,7 @@ class ThreadedHasher:
         if self._queue is None and len(piece) >= self.THREAD_MIN_BYTES:
             self._queue = queue.Queue(maxsize=2)  # bounds the bytes kept alive for hashing
             self._thread = threading.Thread(target=self._work, args=(self._queue, self._hash),
-                                            name="weightinit-sha256", daemon=True)
+                                            name="weightinit-digest", daemon=True)
             self._thread.start()
         if self._queue is not None:
             self._queue.put(piece)
@@ -161,9 +206,14 @@ class ThreadedHasher:
         self.close()
 
 
-def digest_field(layout: _Layout, sha256: bytes) -> bytes:
-    """The encoded ``sha256`` field, to append to a message built without it (it is the last field)."""
-    return _len_field(layout.sha256, len(sha256)) + sha256
+def digest_field(layout: _Layout, digest: bytes, algorithm: str) -> bytes:
+    """The encoded digest fields, to append to a message built without them (they are the last
+    fields): ``sha256`` when the algorithm is SHA-256 (what clients from before ``digest`` read),
+    then ``digest``."""
+    tail = _len_field(layout.digest, len(digest)) + digest
+    if algorithm == "sha256":
+        tail = _len_field(layout.sha256, len(digest)) + digest + tail
+    return tail
 
 
 def _read_varint(buf, pos: int) -> tuple[int, int]:

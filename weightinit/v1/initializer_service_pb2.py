@@ -25,39 +25,41 @@ _sym_db = _symbol_database.Default()
 from weightinit.v1 import spec_pb2 as weightinit_dot_v1_dot_spec__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'weightinit/v1/initializer_service.proto\x12\rweightinit.v1\x1a\x18weightinit/v1/spec.proto\"\xf0\x01\n\x0fGenerateRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.weightinit.v1.TensorSpec\x12\x12\n\x05start\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x11\n\x04stop\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\x16\n\x0e\x63hunk_elements\x18\x04 \x01(\x03\x12\x16\n\thash_from\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12\x13\n\x0b\x64igest_only\x18\x14 \x01(\x08\x12\'\n\x06region\x18\x06 \x03(\x0b\x32\x17.weightinit.v1.DimRangeB\x08\n\x06_startB\x07\n\x05_stopB\x0c\n\n_hash_from\"\'\n\x08\x44imRange\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0c\n\x04stop\x18\x02 \x01(\x03\"\xd0\x02\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12&\n\x05\x64type\x18\x03 \x01(\x0e\x32\x17.weightinit.v1.DataType\x12\x15\n\relement_count\x18\x04 \x01(\x03\x12\r\n\x05start\x18\x05 \x01(\x03\x12\x0c\n\x04stop\x18\x06 \x01(\x03\x12\x12\n\nbyte_count\x18\x07 \x01(\x03\x12\x11\n\titem_size\x18\x08 \x01(\x05\x12\x19\n\x11\x61lgorithm_version\x18\t \x01(\r\x12\x0c\n\x04seed\x18\n \x01(\x04\x12\x0e\n\x06stream\x18\x0b \x01(\x04\x12\x11\n\thash_from\x18\x0c \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\r \x01(\t\x12\x1a\n\x12resolved_spec_json\x18\x0e \x01(\t\x12\'\n\x06region\x18\x0f \x03(\x0b\x32\x17.weightinit.v1.DimRange\"m\n\x10GenerateResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.weightinit.v1.TensorHeader\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0e\n\x06sha256\x18\x04 \x01(\x0c\"^\n\x14GenerateModelRequest\x12.\n\x08manifest\x18\x01 \x01(\x0b\x32\x1c.weightinit.v1.ModelManifest\x12\x16\n\x0e\x63hunk_elements\x18\x02 \x01(\x03\"\x88\x01\n\x15GenerateModelResponse\x12\x14\n\x0ctensor_index\x18\x01 \x01(\x05\x12+\n\x06header\x18\x02 \x01(\x0b\x32\x1b.weightinit.v1.TensorHeader\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0e\n\x06sha256\x18\x05 \x01(\x0c\"\x18\n\x16GetCapabilitiesRequest\"\x87\x01\n\tParamInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.weightinit.v1.ParamType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x04 \x01(\t\x12\x0f\n\x07\x63hoices\x18\x05 \x03(\t\x12\x0b\n\x03\x64oc\x18\x06 \x01(\t\"Q\n\nSchemeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64oc\x18\x02 \x01(\t\x12(\n\x06params\x18\x03 \x03(\x0b\x32\x18.weightinit.v1.ParamInfo\">\n\x0b\x42\x61\x63kendInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x9f\x03\n\x0cServerLimits\x12 \n\x18max_elements_per_request\x18\x01 \x01(\x03\x12\x1e\n\x16max_elements_per_model\x18\x02 \x01(\x03\x12\x1d\n\x15max_tensors_per_model\x18\x03 \x01(\x03\x12\x1e\n\x16max_concurrent_streams\x18\x04 \x01(\x05\x12\x1a\n\x12max_dense_elements\x18\x05 \x01(\x03\x12\x17\n\x0fmax_chunk_bytes\x18\x06 \x01(\x03\x12\x1b\n\x13max_hashed_elements\x18\x14 \x01(\x03\x12\x1d\n\x15max_chunks_per_stream\x18\x15 \x01(\x03\x12\x16\n\x0emax_dense_work\x18\x16 \x01(\x03\x12 \n\x18max_dense_work_per_model\x18\x17 \x01(\x03\x12#\n\x1bstream_idle_timeout_seconds\x18\x18 \x01(\x01\x12\x1c\n\x14max_deadline_seconds\x18\x19 \x01(\x01\x12 \n\x18max_streams_per_identity\x18\x1a \x01(\x05\"\xf0\x02\n\x17GetCapabilitiesResponse\x12\x19\n\x11\x61lgorithm_version\x18\x01 \x01(\r\x12\x16\n\x0eserver_version\x18\x02 \x01(\t\x12*\n\x07schemes\x18\x03 \x03(\x0b\x32\x19.weightinit.v1.SchemeInfo\x12\'\n\x06\x64types\x18\x04 \x03(\x0e\x32\x17.weightinit.v1.DataType\x12&\n\x07layouts\x18\x05 \x03(\x0e\x32\x15.weightinit.v1.Layout\x12,\n\x08\x62\x61\x63kends\x18\x06 \x03(\x0b\x32\x1a.weightinit.v1.BackendInfo\x12\x16\n\x0e\x61\x63tive_backend\x18\x07 \x01(\t\x12\x15\n\ractive_device\x18\x08 \x01(\t\x12+\n\x06limits\x18\t \x01(\x0b\x32\x1b.weightinit.v1.ServerLimits\x12\x1b\n\x13\x64\x65\x66\x61ult_chunk_bytes\x18\n \x01(\x03*~\n\tParamType\x12\x1a\n\x16PARAM_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10PARAM_TYPE_FLOAT\x10\x01\x12\x12\n\x0ePARAM_TYPE_INT\x10\x02\x12\x12\n\x0ePARAM_TYPE_STR\x10\x03\x12\x17\n\x13PARAM_TYPE_INT_LIST\x10\x04\x32\xa3\x02\n\x12InitializerService\x12M\n\x08Generate\x12\x1e.weightinit.v1.GenerateRequest\x1a\x1f.weightinit.v1.GenerateResponse0\x01\x12\\\n\rGenerateModel\x12#.weightinit.v1.GenerateModelRequest\x1a$.weightinit.v1.GenerateModelResponse0\x01\x12`\n\x0fGetCapabilities\x12%.weightinit.v1.GetCapabilitiesRequest\x1a&.weightinit.v1.GetCapabilitiesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'weightinit/v1/initializer_service.proto\x12\rweightinit.v1\x1a\x18weightinit/v1/spec.proto\"\xaa\x02\n\x0fGenerateRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.weightinit.v1.TensorSpec\x12\x12\n\x05start\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x11\n\x04stop\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\x16\n\x0e\x63hunk_elements\x18\x04 \x01(\x03\x12\x16\n\thash_from\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12\x13\n\x0b\x64igest_only\x18\x14 \x01(\x08\x12\'\n\x06region\x18\x06 \x03(\x0b\x32\x17.weightinit.v1.DimRange\x12\x38\n\x10\x64igest_algorithm\x18\x15 \x01(\x0e\x32\x1e.weightinit.v1.DigestAlgorithmB\x08\n\x06_startB\x07\n\x05_stopB\x0c\n\n_hash_from\"\'\n\x08\x44imRange\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0c\n\x04stop\x18\x02 \x01(\x03\"\x8a\x03\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12&\n\x05\x64type\x18\x03 \x01(\x0e\x32\x17.weightinit.v1.DataType\x12\x15\n\relement_count\x18\x04 \x01(\x03\x12\r\n\x05start\x18\x05 \x01(\x03\x12\x0c\n\x04stop\x18\x06 \x01(\x03\x12\x12\n\nbyte_count\x18\x07 \x01(\x03\x12\x11\n\titem_size\x18\x08 \x01(\x05\x12\x19\n\x11\x61lgorithm_version\x18\t \x01(\r\x12\x0c\n\x04seed\x18\n \x01(\x04\x12\x0e\n\x06stream\x18\x0b \x01(\x04\x12\x11\n\thash_from\x18\x0c \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\r \x01(\t\x12\x1a\n\x12resolved_spec_json\x18\x0e \x01(\t\x12\'\n\x06region\x18\x0f \x03(\x0b\x32\x17.weightinit.v1.DimRange\x12\x38\n\x10\x64igest_algorithm\x18\x10 \x01(\x0e\x32\x1e.weightinit.v1.DigestAlgorithm\"}\n\x10GenerateResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.weightinit.v1.TensorHeader\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0e\n\x06sha256\x18\x04 \x01(\x0c\x12\x0e\n\x06\x64igest\x18\x05 \x01(\x0c\"\x98\x01\n\x14GenerateModelRequest\x12.\n\x08manifest\x18\x01 \x01(\x0b\x32\x1c.weightinit.v1.ModelManifest\x12\x16\n\x0e\x63hunk_elements\x18\x02 \x01(\x03\x12\x38\n\x10\x64igest_algorithm\x18\x03 \x01(\x0e\x32\x1e.weightinit.v1.DigestAlgorithm\"\x98\x01\n\x15GenerateModelResponse\x12\x14\n\x0ctensor_index\x18\x01 \x01(\x05\x12+\n\x06header\x18\x02 \x01(\x0b\x32\x1b.weightinit.v1.TensorHeader\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0e\n\x06sha256\x18\x05 \x01(\x0c\x12\x0e\n\x06\x64igest\x18\x06 \x01(\x0c\"\x18\n\x16GetCapabilitiesRequest\"\x87\x01\n\tParamInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.weightinit.v1.ParamType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x04 \x01(\t\x12\x0f\n\x07\x63hoices\x18\x05 \x03(\t\x12\x0b\n\x03\x64oc\x18\x06 \x01(\t\"Q\n\nSchemeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64oc\x18\x02 \x01(\t\x12(\n\x06params\x18\x03 \x03(\x0b\x32\x18.weightinit.v1.ParamInfo\">\n\x0b\x42\x61\x63kendInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x9f\x03\n\x0cServerLimits\x12 \n\x18max_elements_per_request\x18\x01 \x01(\x03\x12\x1e\n\x16max_elements_per_model\x18\x02 \x01(\x03\x12\x1d\n\x15max_tensors_per_model\x18\x03 \x01(\x03\x12\x1e\n\x16max_concurrent_streams\x18\x04 \x01(\x05\x12\x1a\n\x12max_dense_elements\x18\x05 \x01(\x03\x12\x17\n\x0fmax_chunk_bytes\x18\x06 \x01(\x03\x12\x1b\n\x13max_hashed_elements\x18\x14 \x01(\x03\x12\x1d\n\x15max_chunks_per_stream\x18\x15 \x01(\x03\x12\x16\n\x0emax_dense_work\x18\x16 \x01(\x03\x12 \n\x18max_dense_work_per_model\x18\x17 \x01(\x03\x12#\n\x1bstream_idle_timeout_seconds\x18\x18 \x01(\x01\x12\x1c\n\x14max_deadline_seconds\x18\x19 \x01(\x01\x12 \n\x18max_streams_per_identity\x18\x1a \x01(\x05\"\xab\x03\n\x17GetCapabilitiesResponse\x12\x19\n\x11\x61lgorithm_version\x18\x01 \x01(\r\x12\x16\n\x0eserver_version\x18\x02 \x01(\t\x12*\n\x07schemes\x18\x03 \x03(\x0b\x32\x19.weightinit.v1.SchemeInfo\x12\'\n\x06\x64types\x18\x04 \x03(\x0e\x32\x17.weightinit.v1.DataType\x12&\n\x07layouts\x18\x05 \x03(\x0e\x32\x15.weightinit.v1.Layout\x12,\n\x08\x62\x61\x63kends\x18\x06 \x03(\x0b\x32\x1a.weightinit.v1.BackendInfo\x12\x16\n\x0e\x61\x63tive_backend\x18\x07 \x01(\t\x12\x15\n\ractive_device\x18\x08 \x01(\t\x12+\n\x06limits\x18\t \x01(\x0b\x32\x1b.weightinit.v1.ServerLimits\x12\x1b\n\x13\x64\x65\x66\x61ult_chunk_bytes\x18\n \x01(\x03\x12\x39\n\x11\x64igest_algorithms\x18\x0b \x03(\x0e\x32\x1e.weightinit.v1.DigestAlgorithm*m\n\x0f\x44igestAlgorithm\x12 \n\x1c\x44IGEST_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44IGEST_ALGORITHM_SHA256\x10\x01\x12\x1b\n\x17\x44IGEST_ALGORITHM_BLAKE3\x10\x02*~\n\tParamType\x12\x1a\n\x16PARAM_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10PARAM_TYPE_FLOAT\x10\x01\x12\x12\n\x0ePARAM_TYPE_INT\x10\x02\x12\x12\n\x0ePARAM_TYPE_STR\x10\x03\x12\x17\n\x13PARAM_TYPE_INT_LIST\x10\x04\x32\xa3\x02\n\x12InitializerService\x12M\n\x08Generate\x12\x1e.weightinit.v1.GenerateRequest\x1a\x1f.weightinit.v1.GenerateResponse0\x01\x12\\\n\rGenerateModel\x12#.weightinit.v1.GenerateModelRequest\x1a$.weightinit.v1.GenerateModelResponse0\x01\x12`\n\x0fGetCapabilities\x12%.weightinit.v1.GetCapabilitiesRequest\x1a&.weightinit.v1.GetCapabilitiesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'weightinit.v1.initializer_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PARAMTYPE']._serialized_start=2153
-  _globals['_PARAMTYPE']._serialized_end=2279
+  _globals['_DIGESTALGORITHM']._serialized_start=2419
+  _globals['_DIGESTALGORITHM']._serialized_end=2528
+  _globals['_PARAMTYPE']._serialized_start=2530
+  _globals['_PARAMTYPE']._serialized_end=2656
   _globals['_GENERATEREQUEST']._serialized_start=85
-  _globals['_GENERATEREQUEST']._serialized_end=325
-  _globals['_DIMRANGE']._serialized_start=327
-  _globals['_DIMRANGE']._serialized_end=366
-  _globals['_TENSORHEADER']._serialized_start=369
-  _globals['_TENSORHEADER']._serialized_end=705
-  _globals['_GENERATERESPONSE']._serialized_start=707
-  _globals['_GENERATERESPONSE']._serialized_end=816
-  _globals['_GENERATEMODELREQUEST']._serialized_start=818
-  _globals['_GENERATEMODELREQUEST']._serialized_end=912
-  _globals['_GENERATEMODELRESPONSE']._serialized_start=915
-  _globals['_GENERATEMODELRESPONSE']._serialized_end=1051
-  _globals['_GETCAPABILITIESREQUEST']._serialized_start=1053
-  _globals['_GETCAPABILITIESREQUEST']._serialized_end=1077
-  _globals['_PARAMINFO']._serialized_start=1080
-  _globals['_PARAMINFO']._serialized_end=1215
-  _globals['_SCHEMEINFO']._serialized_start=1217
-  _globals['_SCHEMEINFO']._serialized_end=1298
-  _globals['_BACKENDINFO']._serialized_start=1300
-  _globals['_BACKENDINFO']._serialized_end=1362
-  _globals['_SERVERLIMITS']._serialized_start=1365
-  _globals['_SERVERLIMITS']._serialized_end=1780
-  _globals['_GETCAPABILITIESRESPONSE']._serialized_start=1783
-  _globals['_GETCAPABILITIESRESPONSE']._serialized_end=2151
-  _globals['_INITIALIZERSERVICE']._serialized_start=2282
-  _globals['_INITIALIZERSERVICE']._serialized_end=2573
+  _globals['_GENERATEREQUEST']._serialized_end=383
+  _globals['_DIMRANGE']._serialized_start=385
+  _globals['_DIMRANGE']._serialized_end=424
+  _globals['_TENSORHEADER']._serialized_start=427
+  _globals['_TENSORHEADER']._serialized_end=821
+  _globals['_GENERATERESPONSE']._serialized_start=823
+  _globals['_GENERATERESPONSE']._serialized_end=948
+  _globals['_GENERATEMODELREQUEST']._serialized_start=951
+  _globals['_GENERATEMODELREQUEST']._serialized_end=1103
+  _globals['_GENERATEMODELRESPONSE']._serialized_start=1106
+  _globals['_GENERATEMODELRESPONSE']._serialized_end=1258
+  _globals['_GETCAPABILITIESREQUEST']._serialized_start=1260
+  _globals['_GETCAPABILITIESREQUEST']._serialized_end=1284
+  _globals['_PARAMINFO']._serialized_start=1287
+  _globals['_PARAMINFO']._serialized_end=1422
+  _globals['_SCHEMEINFO']._serialized_start=1424
+  _globals['_SCHEMEINFO']._serialized_end=1505
+  _globals['_BACKENDINFO']._serialized_start=1507
+  _globals['_BACKENDINFO']._serialized_end=1569
+  _globals['_SERVERLIMITS']._serialized_start=1572
+  _globals['_SERVERLIMITS']._serialized_end=1987
+  _globals['_GETCAPABILITIESRESPONSE']._serialized_start=1990
+  _globals['_GETCAPABILITIESRESPONSE']._serialized_end=2417
+  _globals['_INITIALIZERSERVICE']._serialized_start=2659
+  _globals['_INITIALIZERSERVICE']._serialized_end=2950
 # @@protoc_insertion_point(module_scope)

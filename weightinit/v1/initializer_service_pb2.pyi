@@ -8,6 +8,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class DigestAlgorithm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DIGEST_ALGORITHM_UNSPECIFIED: _ClassVar[DigestAlgorithm]
+    DIGEST_ALGORITHM_SHA256: _ClassVar[DigestAlgorithm]
+    DIGEST_ALGORITHM_BLAKE3: _ClassVar[DigestAlgorithm]
+
 class ParamType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PARAM_TYPE_UNSPECIFIED: _ClassVar[ParamType]
@@ -15,6 +21,9 @@ class ParamType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PARAM_TYPE_INT: _ClassVar[ParamType]
     PARAM_TYPE_STR: _ClassVar[ParamType]
     PARAM_TYPE_INT_LIST: _ClassVar[ParamType]
+DIGEST_ALGORITHM_UNSPECIFIED: DigestAlgorithm
+DIGEST_ALGORITHM_SHA256: DigestAlgorithm
+DIGEST_ALGORITHM_BLAKE3: DigestAlgorithm
 PARAM_TYPE_UNSPECIFIED: ParamType
 PARAM_TYPE_FLOAT: ParamType
 PARAM_TYPE_INT: ParamType
@@ -22,7 +31,7 @@ PARAM_TYPE_STR: ParamType
 PARAM_TYPE_INT_LIST: ParamType
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("spec", "start", "stop", "chunk_elements", "hash_from", "digest_only", "region")
+    __slots__ = ("spec", "start", "stop", "chunk_elements", "hash_from", "digest_only", "region", "digest_algorithm")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +39,7 @@ class GenerateRequest(_message.Message):
     HASH_FROM_FIELD_NUMBER: _ClassVar[int]
     DIGEST_ONLY_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     spec: _spec_pb2.TensorSpec
     start: int
     stop: int
@@ -37,7 +47,8 @@ class GenerateRequest(_message.Message):
     hash_from: int
     digest_only: bool
     region: _containers.RepeatedCompositeFieldContainer[DimRange]
-    def __init__(self, spec: _Optional[_Union[_spec_pb2.TensorSpec, _Mapping]] = ..., start: _Optional[int] = ..., stop: _Optional[int] = ..., chunk_elements: _Optional[int] = ..., hash_from: _Optional[int] = ..., digest_only: _Optional[bool] = ..., region: _Optional[_Iterable[_Union[DimRange, _Mapping]]] = ...) -> None: ...
+    digest_algorithm: DigestAlgorithm
+    def __init__(self, spec: _Optional[_Union[_spec_pb2.TensorSpec, _Mapping]] = ..., start: _Optional[int] = ..., stop: _Optional[int] = ..., chunk_elements: _Optional[int] = ..., hash_from: _Optional[int] = ..., digest_only: _Optional[bool] = ..., region: _Optional[_Iterable[_Union[DimRange, _Mapping]]] = ..., digest_algorithm: _Optional[_Union[DigestAlgorithm, str]] = ...) -> None: ...
 
 class DimRange(_message.Message):
     __slots__ = ("start", "stop")
@@ -48,7 +59,7 @@ class DimRange(_message.Message):
     def __init__(self, start: _Optional[int] = ..., stop: _Optional[int] = ...) -> None: ...
 
 class TensorHeader(_message.Message):
-    __slots__ = ("name", "shape", "dtype", "element_count", "start", "stop", "byte_count", "item_size", "algorithm_version", "seed", "stream", "hash_from", "backend", "resolved_spec_json", "region")
+    __slots__ = ("name", "shape", "dtype", "element_count", "start", "stop", "byte_count", "item_size", "algorithm_version", "seed", "stream", "hash_from", "backend", "resolved_spec_json", "region", "digest_algorithm")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +75,7 @@ class TensorHeader(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     name: str
     shape: _containers.RepeatedScalarFieldContainer[int]
     dtype: _spec_pb2.DataType
@@ -79,41 +91,48 @@ class TensorHeader(_message.Message):
     backend: str
     resolved_spec_json: str
     region: _containers.RepeatedCompositeFieldContainer[DimRange]
-    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[_Union[_spec_pb2.DataType, str]] = ..., element_count: _Optional[int] = ..., start: _Optional[int] = ..., stop: _Optional[int] = ..., byte_count: _Optional[int] = ..., item_size: _Optional[int] = ..., algorithm_version: _Optional[int] = ..., seed: _Optional[int] = ..., stream: _Optional[int] = ..., hash_from: _Optional[int] = ..., backend: _Optional[str] = ..., resolved_spec_json: _Optional[str] = ..., region: _Optional[_Iterable[_Union[DimRange, _Mapping]]] = ...) -> None: ...
+    digest_algorithm: DigestAlgorithm
+    def __init__(self, name: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[_Union[_spec_pb2.DataType, str]] = ..., element_count: _Optional[int] = ..., start: _Optional[int] = ..., stop: _Optional[int] = ..., byte_count: _Optional[int] = ..., item_size: _Optional[int] = ..., algorithm_version: _Optional[int] = ..., seed: _Optional[int] = ..., stream: _Optional[int] = ..., hash_from: _Optional[int] = ..., backend: _Optional[str] = ..., resolved_spec_json: _Optional[str] = ..., region: _Optional[_Iterable[_Union[DimRange, _Mapping]]] = ..., digest_algorithm: _Optional[_Union[DigestAlgorithm, str]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("header", "offset", "data", "sha256")
+    __slots__ = ("header", "offset", "data", "sha256", "digest")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     header: TensorHeader
     offset: int
     data: bytes
     sha256: bytes
-    def __init__(self, header: _Optional[_Union[TensorHeader, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., sha256: _Optional[bytes] = ...) -> None: ...
+    digest: bytes
+    def __init__(self, header: _Optional[_Union[TensorHeader, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., sha256: _Optional[bytes] = ..., digest: _Optional[bytes] = ...) -> None: ...
 
 class GenerateModelRequest(_message.Message):
-    __slots__ = ("manifest", "chunk_elements")
+    __slots__ = ("manifest", "chunk_elements", "digest_algorithm")
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
     CHUNK_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     manifest: _spec_pb2.ModelManifest
     chunk_elements: int
-    def __init__(self, manifest: _Optional[_Union[_spec_pb2.ModelManifest, _Mapping]] = ..., chunk_elements: _Optional[int] = ...) -> None: ...
+    digest_algorithm: DigestAlgorithm
+    def __init__(self, manifest: _Optional[_Union[_spec_pb2.ModelManifest, _Mapping]] = ..., chunk_elements: _Optional[int] = ..., digest_algorithm: _Optional[_Union[DigestAlgorithm, str]] = ...) -> None: ...
 
 class GenerateModelResponse(_message.Message):
-    __slots__ = ("tensor_index", "header", "offset", "data", "sha256")
+    __slots__ = ("tensor_index", "header", "offset", "data", "sha256", "digest")
     TENSOR_INDEX_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     tensor_index: int
     header: TensorHeader
     offset: int
     data: bytes
     sha256: bytes
-    def __init__(self, tensor_index: _Optional[int] = ..., header: _Optional[_Union[TensorHeader, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., sha256: _Optional[bytes] = ...) -> None: ...
+    digest: bytes
+    def __init__(self, tensor_index: _Optional[int] = ..., header: _Optional[_Union[TensorHeader, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., sha256: _Optional[bytes] = ..., digest: _Optional[bytes] = ...) -> None: ...
 
 class GetCapabilitiesRequest(_message.Message):
     __slots__ = ()
@@ -186,7 +205,7 @@ class ServerLimits(_message.Message):
     def __init__(self, max_elements_per_request: _Optional[int] = ..., max_elements_per_model: _Optional[int] = ..., max_tensors_per_model: _Optional[int] = ..., max_concurrent_streams: _Optional[int] = ..., max_dense_elements: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_hashed_elements: _Optional[int] = ..., max_chunks_per_stream: _Optional[int] = ..., max_dense_work: _Optional[int] = ..., max_dense_work_per_model: _Optional[int] = ..., stream_idle_timeout_seconds: _Optional[float] = ..., max_deadline_seconds: _Optional[float] = ..., max_streams_per_identity: _Optional[int] = ...) -> None: ...
 
 class GetCapabilitiesResponse(_message.Message):
-    __slots__ = ("algorithm_version", "server_version", "schemes", "dtypes", "layouts", "backends", "active_backend", "active_device", "limits", "default_chunk_bytes")
+    __slots__ = ("algorithm_version", "server_version", "schemes", "dtypes", "layouts", "backends", "active_backend", "active_device", "limits", "default_chunk_bytes", "digest_algorithms")
     ALGORITHM_VERSION_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     SCHEMES_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +216,7 @@ class GetCapabilitiesResponse(_message.Message):
     ACTIVE_DEVICE_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_ALGORITHMS_FIELD_NUMBER: _ClassVar[int]
     algorithm_version: int
     server_version: str
     schemes: _containers.RepeatedCompositeFieldContainer[SchemeInfo]
@@ -207,4 +227,5 @@ class GetCapabilitiesResponse(_message.Message):
     active_device: str
     limits: ServerLimits
     default_chunk_bytes: int
-    def __init__(self, algorithm_version: _Optional[int] = ..., server_version: _Optional[str] = ..., schemes: _Optional[_Iterable[_Union[SchemeInfo, _Mapping]]] = ..., dtypes: _Optional[_Iterable[_Union[_spec_pb2.DataType, str]]] = ..., layouts: _Optional[_Iterable[_Union[_spec_pb2.Layout, str]]] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., active_backend: _Optional[str] = ..., active_device: _Optional[str] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., default_chunk_bytes: _Optional[int] = ...) -> None: ...
+    digest_algorithms: _containers.RepeatedScalarFieldContainer[DigestAlgorithm]
+    def __init__(self, algorithm_version: _Optional[int] = ..., server_version: _Optional[str] = ..., schemes: _Optional[_Iterable[_Union[SchemeInfo, _Mapping]]] = ..., dtypes: _Optional[_Iterable[_Union[_spec_pb2.DataType, str]]] = ..., layouts: _Optional[_Iterable[_Union[_spec_pb2.Layout, str]]] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., active_backend: _Optional[str] = ..., active_device: _Optional[str] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., default_chunk_bytes: _Optional[int] = ..., digest_algorithms: _Optional[_Iterable[_Union[DigestAlgorithm, str]]] = ...) -> None: ...
