@@ -241,6 +241,8 @@ BAD_INPUTS = [
     ("bad manifest tensor", _model([_with(OK, name="a"), _tensor("normal", [2], std=-1.0)]), INVALID,
      "manifest.tensors[1].normal.std"),
     ("model chunk negative", _model([OK], chunk_elements=-3), INVALID, "chunk_elements"),
+    ("unknown digest algorithm", _gen(OK, digest_algorithm=99), INVALID, "digest_algorithm"),
+    ("model unknown digest algorithm", _model([OK], digest_algorithm=-1), INVALID, "digest_algorithm"),
 ]
 
 
