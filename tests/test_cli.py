@@ -119,6 +119,13 @@ def test_server_flag_gives_identical_bytes(tmp_path, server):
     assert local_out.read_bytes() == remote_out.read_bytes()
     result = run_cli("generate", *KAIMING, "--server", server.target, "--range", "3:333", "-o", "-")
     assert result.returncode == 0 and result.stdout == wi.to_le_bytes(wi.generate(KAIMING_SPEC).reshape(-1)[3:333])
+    for digest in ("sha256", "blake3"):  # either wire digest, the same file
+        out = tmp_path / f"{digest}.npy"
+        assert main(["generate", *KAIMING, "--dtype", "bfloat16", "--server", server.target, "--digest", digest,
+                     "-o", str(out)]) == 0
+        assert out.read_bytes() == local_out.read_bytes()
+    result = run_cli("generate", *KAIMING, "--server", server.target, "--digest", "md5", "-o", "-")
+    assert result.returncode == 2 and b"--digest" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("args, field", [

@@ -349,7 +349,7 @@ def _write_stream(out: _Output, chunks: Iterable, total: int, progress: bool) ->
 def _connection_kwargs(args) -> dict:
     """Client TLS / token options of a ``--server`` command (--tls-ca, --tls-cert, --tls-key, --token-file)."""
     kwargs = {"tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
-              "retry_seconds": args.retry_seconds}
+              "retry_seconds": args.retry_seconds, "digest": args.digest}
     if args.token_file:
         try:
             with open(args.token_file) as handle:
@@ -520,7 +520,7 @@ def cmd_verify(args) -> int:
     sample = _int_arg(args.sample, "sample") if args.sample is not None else None
     if sample is not None and sample < 1:
         raise UsageError("--sample must be a positive number of elements")
-    client = Client(args.server, timeout=args.timeout) if args.server else None
+    client = Client(args.server, timeout=args.timeout, **_connection_kwargs(args)) if args.server else None
     try:
         checks = verify_safetensors(args.file, client=client, sample=sample, seed=args.seed)
     except BadFileError as error:
@@ -685,6 +685,9 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-file", dest="token_file", metavar="FILE", help="file holding a bearer token")
     parser.add_argument("--retry-seconds", dest="retry_seconds", type=float, default=30.0,
                         help="keep retrying an unavailable server (resuming a broken stream) this long (30)")
+    parser.add_argument("--digest", choices=("blake3", "sha256"), default="blake3",
+                        help="wire digest checked on every tensor (blake3: several times cheaper; sha256 for "
+                             "servers and relays that only have it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -789,6 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--sample", metavar="K", help="check K elements per tensor by random access, not all")
     ver.add_argument("--seed", type=int, default=0, help="seed choosing the sampled elements (default 0)")
     ver.add_argument("--timeout", type=float, default=None, help="per-call deadline with --server, seconds")
+    _add_connection_flags(ver)
     ver.set_defaults(func=cmd_verify)
 
     rep = sub.add_parser("report", help="signal propagation (forward/backward std per layer) of a JSON MLP/conv stack",
