@@ -1,11 +1,13 @@
 """Service benchmark over loopback; prints one table. Run: python benchmarks/service.py [--quick]
 
-1. Throughput: a 256 MiB float32 tensor via Client.generate (decode, copy into the
-   preallocated array, SHA-256 check) beside no-op grpcio streams of the same chunk
-   size in the same run, and the ratios: "raw" yields one prebuilt serialized message
-   and the client only counts bytes (the ceiling); "protobuf" builds a GenerateResponse
-   per chunk and the client parses it (plain grpcio usage). Also: the no-op stream
-   through Client.generate (client cost alone) and the engine alone (no I/O).
+1. Throughput: a 256 MiB float32 kaiming_uniform tensor via Client.generate (decode,
+   copy into a fresh array, digest check) with each wire digest (BLAKE3, SHA-256) beside
+   no-op grpcio streams of the same chunk size in the same run, and the ratios to the
+   raw one: "raw" yields one prebuilt serialized message and the client only counts
+   bytes (the ceiling); "protobuf" builds a GenerateResponse per chunk and the client
+   parses it (plain grpcio usage). Also: Client.generate from a no-op server sending
+   prebuilt valid streams (the client's cost alone), parallel range streams, and the
+   engine alone (no I/O). Best and median of the repetitions.
 2. Latency of small tensors (one Generate call each).
 3. A 161-tensor ResNet-50-like manifest: one GenerateModel vs 161 Generate calls.
 4. Server peak RSS (VmHWM) while streaming 2 GiB, against the same after 256 MiB.
@@ -24,6 +26,7 @@ import sys
 import time
 from concurrent import futures
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -148,6 +151,7 @@ def main() -> None:
     noop = Proc([sys.executable, __file__, "--noop-server", "--chunk-mib", str(args.chunk_mib),
                  "--count", str(total // chunk_bytes)])
     server = weightinit_server(args.backend)
+    noop_clients, clients = {}, {}
     try:
         with grpc.insecure_channel(noop.target, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
             stream = channel.unary_stream(SERVICE, request_serializer=None, response_deserializer=None)
@@ -171,64 +175,69 @@ def main() -> None:
 
             run_noop()  # warm up
             run_noop_proto()
-            with Client(noop.target) as noop_client, Client(server.target) as client:
-                zeros = {"scheme": "zeros", "shape": [total // 4]}
+            digests = ("blake3", "sha256")
+            noop_clients.update({d: Client(noop.target, digest=d) for d in digests})
+            clients.update({d: Client(server.target, digest=d) for d in digests})
+            client = clients["blake3"]
+            zeros = {"scheme": "zeros", "shape": [total // 4]}
 
-                def run_noop_client() -> float:
+            def rate_of(fetch) -> Callable[[], float]:
+                def run() -> float:
                     began = time.perf_counter()
-                    array = noop_client.generate(zeros)
+                    array = fetch()
                     return array.nbytes / (time.perf_counter() - began) / 1e9
+                return run
 
-                run_noop_client()
-                client.generate(spec, stop=chunk_elements * 8, chunk_elements=chunk_elements)  # warm up (JIT, conn)
+            runs = {"raw": run_noop, "protobuf": run_noop_proto}
+            for d in digests:
+                runs[f"noop client {d}"] = rate_of(lambda d=d: noop_clients[d].generate(zeros))
+                runs[f"client {d}"] = rate_of(lambda d=d: clients[d].generate(spec, chunk_elements=chunk_elements))
+            for k in (2, 3):
+                runs[f"client blake3 parallel={k}"] = rate_of(
+                    lambda k=k: client.generate(spec, chunk_elements=chunk_elements, parallel=k))
+            for run in runs.values():  # warm up (JIT, connections, first-touch of fresh memory)
+                run()
+            rates: dict[str, list[float]] = {name: [] for name in runs}
+            for _ in range(reps):  # interleaved, so all see the same machine state
+                for name, run in runs.items():
+                    rates[name].append(run())
+            wi.generate(spec, stop=chunk_elements)  # JIT warm-up
+            compiled = wi.compile_spec(spec)
+            scratch = np.empty(chunk_elements, np.float32)
+            began = time.perf_counter()
+            for offset in range(0, total // 4, chunk_elements):
+                compiled.fill(offset, scratch)
+            engine_rate = total / (time.perf_counter() - began) / 1e9
+            local = wi.generate(spec)
+            assert client.generate(spec).tobytes() == local.tobytes()
 
-                def run_client() -> float:
-                    began = time.perf_counter()
-                    array = client.generate(spec, chunk_elements=chunk_elements)
-                    return array.nbytes / (time.perf_counter() - began) / 1e9
-
-                noop_rates, proto_rates, noop_client_rates, client_rates = [], [], [], []
-                for _ in range(reps):  # interleaved, so all see the same machine state
-                    noop_rates.append(run_noop())
-                    proto_rates.append(run_noop_proto())
-                    noop_client_rates.append(run_noop_client())
-                    client_rates.append(run_client())
-
-                wi.generate(spec, stop=chunk_elements)  # JIT warm-up
-                compiled = wi.compile_spec(spec)
-                scratch = np.empty(chunk_elements, np.float32)
+            # -- 2. small-tensor latency -------------------------------------
+            small = {"scheme": "kaiming_normal", "shape": [64, 64], "name": "small"}
+            for _ in range(20):
+                client.generate(small)
+            latencies = []
+            for i in range(300 if not args.quick else 100):
                 began = time.perf_counter()
-                for offset in range(0, total // 4, chunk_elements):
-                    compiled.fill(offset, scratch)
-                engine_rate = total / (time.perf_counter() - began) / 1e9
-                local = wi.generate(spec)
-                assert client.generate(spec).tobytes() == local.tobytes()
+                client.generate({**small, "seed": i})
+                latencies.append((time.perf_counter() - began) * 1e3)
 
-                # -- 2. small-tensor latency -------------------------------------
-                small = {"scheme": "kaiming_normal", "shape": [64, 64], "name": "small"}
-                for _ in range(20):
-                    client.generate(small)
-                latencies = []
-                for i in range(300 if not args.quick else 100):
-                    began = time.perf_counter()
-                    client.generate({**small, "seed": i})
-                    latencies.append((time.perf_counter() - began) * 1e3)
-
-                # -- 3. one GenerateModel vs per-tensor Generate calls -----------
-                manifest = resnet_like_manifest(width=16)
-                count = len(manifest["tensors"])
-                numel = sum(int(np.prod(t["shape"])) for t in manifest["tensors"])
-                model_times, single_times = [], []
-                for _ in range(reps):
-                    began = time.perf_counter()
-                    arrays = client.generate_model(manifest)
-                    model_times.append(time.perf_counter() - began)
-                    began = time.perf_counter()
-                    for tensor in manifest["tensors"]:
-                        client.generate({**tensor, "seed": tensor.get("seed", manifest["seed"])})
-                    single_times.append(time.perf_counter() - began)
-                assert len(arrays) == count
+            # -- 3. one GenerateModel vs per-tensor Generate calls -----------
+            manifest = resnet_like_manifest(width=16)
+            count = len(manifest["tensors"])
+            numel = sum(int(np.prod(t["shape"])) for t in manifest["tensors"])
+            model_times, single_times = [], []
+            for _ in range(reps):
+                began = time.perf_counter()
+                arrays = client.generate_model(manifest)
+                model_times.append(time.perf_counter() - began)
+                began = time.perf_counter()
+                for tensor in manifest["tensors"]:
+                    client.generate({**tensor, "seed": tensor.get("seed", manifest["seed"])})
+                single_times.append(time.perf_counter() - began)
+            assert len(arrays) == count
     finally:
+        for each in (*noop_clients.values(), *clients.values()):
+            each.close()
         noop.close()
         server.close()
 
@@ -248,23 +257,21 @@ def main() -> None:
     finally:
         fresh.close()
 
-    noop_best, client_best = max(noop_rates), max(client_rates)
-    noop_med, client_med = statistics.median(noop_rates), statistics.median(client_rates)
+    raw_best, raw_med = max(rates["raw"]), statistics.median(rates["raw"])
     print()
-    print(f"{'measurement':<58} {'value':>14}")
-    print("-" * 73)
-    print(f"{'no-op grpcio stream, raw bytes, best / median (GB/s)':<58} {noop_best:>6.2f} / {noop_med:<5.2f}")
-    label = f"Client.generate {total // MIB} MiB f32, verified, best / median (GB/s)"
-    print(f"{label:<58} {client_best:>6.2f} / {client_med:<5.2f}")
-    print(f"{'ratio client / raw no-op (best, median)':<58} {client_best / noop_best:>6.2f} / "
-          f"{client_med / noop_med:<5.2f}")
-    proto_best, proto_med = max(proto_rates), statistics.median(proto_rates)
-    print(f"{'no-op stream of protobuf messages, best / median (GB/s)':<58} {proto_best:>6.2f} / {proto_med:<5.2f}")
-    print(f"{'ratio client / protobuf no-op (best, median)':<58} {client_best / proto_best:>6.2f} / "
-          f"{client_med / proto_med:<5.2f}")
-    print(f"{'no-op stream through Client.generate (verified) (GB/s)':<58} {max(noop_client_rates):>14.2f}")
+    print(f"{'measurement':<58} {'best / median':>14}  {'x raw no-op':>11}")
+    print("-" * 87)
+    labels = {"raw": "no-op grpcio stream, pre-serialized bytes (GB/s)",
+              "protobuf": "no-op grpcio stream, protobuf messages (GB/s)"}
+    for d in digests:
+        labels[f"noop client {d}"] = f"Client.generate from the no-op server, {d} (GB/s)"
+        labels[f"client {d}"] = f"Client.generate end to end, {d} (GB/s)"
+    for k in (2, 3):
+        labels[f"client blake3 parallel={k}"] = f"  the same, blake3, parallel={k} streams (GB/s)"
+    for name, label in labels.items():
+        best, med = max(rates[name]), statistics.median(rates[name])
+        print(f"{label:<58} {best:>6.2f} / {med:<5.2f}  {best / raw_best:>5.2f} / {med / raw_med:<4.2f}")
     print(f"{'engine alone, same tensor and chunks, no I/O (GB/s)':<58} {engine_rate:>14.2f}")
-    print(f"{'ratio client / engine alone':<58} {client_best / engine_rate:>14.2f}")
     p50, p99 = np.percentile(latencies, [50, 99])
     print(f"{'small tensor 64x64 f32 Generate latency p50 / p99 (ms)':<58} {p50:>6.2f} / {p99:<5.2f}")
     print(f"{f'{count}-tensor model ({numel / 1e6:.1f} M values): GenerateModel (s)':<58} {min(model_times):>14.3f}")
