@@ -18,6 +18,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import blake3
 import numpy as np
 import pytest
 
@@ -53,7 +54,7 @@ def _engine_fixtures() -> list[dict]:
         engine_spec = {**spec, "seed": int(spec["seed"])} if "seed" in spec else spec
         data = wi.to_le_bytes(wi.generate_raw(engine_spec))
         found.append({"spec": spec, "sha256": hashlib.sha256(data).hexdigest(),
-                      "base64": base64.b64encode(data).decode()})
+                      "blake3": blake3.blake3(data).hexdigest(), "base64": base64.b64encode(data).decode()})
     return found
 
 
