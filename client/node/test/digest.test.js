@@ -63,9 +63,11 @@ async function startRelay({ request = (message) => message, response = (message)
     });
   };
   const server = new grpc.Server();
-  server.addService(pkg.InitializerService.service, { Generate: forward('Generate'), GenerateModel: forward('GenerateModel') });
+  server.addService(pkg.InitializerService.service,
+    { Generate: forward('Generate'), GenerateModel: forward('GenerateModel') });
   const port = await new Promise((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(),
+      (error, bound) => (error ? reject(error) : resolve(bound)));
   });
   return { target: `127.0.0.1:${port}`, close: () => { upstream.close(); server.forceShutdown(); } };
 }
@@ -94,12 +96,13 @@ test('the digest option takes sha256 or blake3; anything else is a SpecError nam
   await withClient(async (client) => {
     await assert.rejects(client.generate({ scheme: 'ones', shape: [2] }, { digest: 'xxh3' }),
       (error) => error instanceof SpecError && error.field === 'digest' && /"xxh3"/.test(error.message));
-    await assert.rejects(client.generateModel({ tensors: [{ scheme: 'ones', shape: [2], name: 'a' }] }, { digest: 'crc32' }),
+    const manifest = { tensors: [{ scheme: 'ones', shape: [2], name: 'a' }] };
+    await assert.rejects(client.generateModel(manifest, { digest: 'crc32' }),
       (error) => error instanceof SpecError && error.field === 'digest');
   }, '127.0.0.1:1');
 });
 
-test('each algorithm end to end: header, digest and bytes for whole tensors, ranges and regions', needsServer, async () => {
+test('each algorithm end to end: header, digest, bytes of whole tensors, ranges, regions', needsServer, async () => {
   for (const algorithm of Object.keys(DIGESTS)) {
     // the client's option, then the per-call one overriding the other algorithm
     const other = algorithm === 'sha256' ? 'blake3' : 'sha256';
@@ -129,12 +132,13 @@ test('each algorithm end to end: header, digest and bytes for whole tensors, ran
   }
 });
 
-test('each algorithm end to end over GenerateModel: digests equal the Python engine fixtures', needsServer, async () => {
+test('each algorithm end to end over GenerateModel: digests equal the engine fixtures', needsServer, async () => {
   const named = FIXTURES.filter((fixture) => fixture.spec.name);
   assert.ok(named.length >= 3);
   for (const algorithm of Object.keys(DIGESTS)) {
     await withClient(async (client) => {
-      const tensors = await client.generateModel({ tensors: named.map((fixture) => fixture.spec) }, { chunkElements: 16 });
+      const manifest = { tensors: named.map((fixture) => fixture.spec) };
+      const tensors = await client.generateModel(manifest, { chunkElements: 16 });
       assert.strictEqual(tensors.length, named.length);
       tensors.forEach((tensor, index) => {
         const fixture = named[index];
@@ -172,7 +176,8 @@ test('digests equal what Python computes over weightinit.generate bytes (WEIGHTI
     await withClient(async (client) => {
       for (const [index, spec] of SPECS.entries()) {
         const label = `${spec.name} ${algorithm}`;
-        assert.strictEqual((await client.generate(spec, { chunkElements: 100 })).digest, expected[index].whole[algorithm], label);
+        const whole = await client.generate(spec, { chunkElements: 100 });
+        assert.strictEqual(whole.digest, expected[index].whole[algorithm], label);
         const part = await client.generate(spec, { start: RANGE[0], stop: RANGE[1], chunkElements: 100 });
         assert.strictEqual(part.digest, expected[index].range[algorithm], `${label} range`);
         if (spec.shape.length === 2) {
@@ -223,13 +228,14 @@ function fieldViolations(statusBytes) {
   return violations;
 }
 
-test('the server answers an unknown DigestAlgorithm value with INVALID_ARGUMENT naming digest_algorithm', needsServer, async () => {
+test('an unknown DigestAlgorithm value is INVALID_ARGUMENT naming digest_algorithm', needsServer, async () => {
   const pkg = loadPackage();
   const stub = new pkg.InitializerService(SERVER, grpc.credentials.createInsecure());
   try {
     const requests = {
       Generate: { spec: toTensorSpec({ scheme: 'ones', shape: [4] }), digest_algorithm: 99 },
-      GenerateModel: { manifest: toModelManifest({ tensors: [{ scheme: 'ones', shape: [4], name: 'a' }] }), digest_algorithm: 99 },
+      GenerateModel: { manifest: toModelManifest({ tensors: [{ scheme: 'ones', shape: [4], name: 'a' }] }),
+        digest_algorithm: 99 },
     };
     for (const [method, request] of Object.entries(requests)) {
       const error = await new Promise((resolve, reject) => {
@@ -249,7 +255,7 @@ test('the server answers an unknown DigestAlgorithm value with INVALID_ARGUMENT 
   }
 });
 
-test('a flipped byte in one data chunk is caught under each algorithm, in Generate and GenerateModel', needsServer, async () => {
+test('a flipped byte in one chunk is caught under each algorithm (Generate, GenerateModel)', needsServer, async () => {
   const relay = await startRelay({ response: flipByteOfMessage(2) });
   try {
     await withClient(async (client) => {
@@ -260,7 +266,8 @@ test('a flipped byte in one data chunk is caught under each algorithm, in Genera
           return true;
         });
         // GenerateModel: message 2 is the second tensor's only one (the first, 1200 elements, takes two)
-        await assert.rejects(client.generateModel({ tensors: SPECS }, { chunkElements: 1000, digest: algorithm }), (error) => {
+        const model = client.generateModel({ tensors: SPECS }, { chunkElements: 1000, digest: algorithm });
+        await assert.rejects(model, (error) => {
           assert.ok(error instanceof IntegrityError, error.stack);
           assert.match(error.message, new RegExp(`^${TITLES[algorithm]} mismatch for "bias"`));
           return true;
@@ -287,7 +294,7 @@ test('a flipped byte in one data chunk is caught under each algorithm, in Genera
   }
 });
 
-test('a header naming an unknown algorithm is an IntegrityError; one from before the field means SHA-256', needsServer, async () => {
+test('a header naming an unknown algorithm is an IntegrityError; unset means SHA-256', needsServer, async () => {
   const unknown = await startRelay({
     response: (message) => { if (message.header) message.header.digest_algorithm = 99; return message; },
   });
