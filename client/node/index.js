@@ -124,7 +124,8 @@ function createHasher(algorithm) {
 // The algorithm a stream's header names -> its name; one this client does not know (or cannot compute) is an
 // IntegrityError: the stream's digest could not be checked.
 function headerDigest(header) {
-  const name = HEADER_DIGESTS[header.digest_algorithm];
+  // absent: protos from before the field
+  const name = HEADER_DIGESTS[header.digest_algorithm ?? 'DIGEST_ALGORITHM_UNSPECIFIED'];
   if (!name || (name === 'blake3' && !blake3Module())) {
     throw new IntegrityError(`the server hashes ${JSON.stringify(header.name)} with digest algorithm `
       + `${header.digest_algorithm}, which this client ${name ? 'has no binding for' : 'does not know'}`);
