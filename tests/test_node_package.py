@@ -18,6 +18,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import blake3
 import numpy as np
 import pytest
 
@@ -53,7 +54,7 @@ def _engine_fixtures() -> list[dict]:
         engine_spec = {**spec, "seed": int(spec["seed"])} if "seed" in spec else spec
         data = wi.to_le_bytes(wi.generate_raw(engine_spec))
         found.append({"spec": spec, "sha256": hashlib.sha256(data).hexdigest(),
-                      "base64": base64.b64encode(data).decode()})
+                      "blake3": blake3.blake3(data).hexdigest(), "base64": base64.b64encode(data).decode()})
     return found
 
 
@@ -98,7 +99,7 @@ def test_node_tests_pass_without_python_on_path(server, node_modules, tmp_path):
                             timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     # only the cross-checks that need WEIGHTINIT_PYTHON skip
-    python_only = (NODE_DIR / "test" / "client.test.js").read_text().count("needsPython, async")
+    python_only = sum(path.read_text().count("needsPython, async") for path in (NODE_DIR / "test").glob("*.test.js"))
     assert "# fail 0" in result.stdout and f"# skipped {python_only}\n" in result.stdout, result.stdout[-1500:]
 
 
@@ -127,9 +128,10 @@ def test_packed_tarball_works_from_an_empty_directory(server, tmp_path):
         "  const client = new WeightinitClient(process.argv[2]);\n"
         "  try {\n"
         "    const spec = JSON.parse(process.argv[3]);\n"
-        "    const { values, sha256, dtype, data } = await client.generate(spec);\n"
-        "    process.stdout.write(JSON.stringify({ sha256, dtype, kind: values.constructor.name,\n"
-        "      hex: data.toString('hex') }));\n"
+        "    const { values, digest, digestAlgorithm, dtype, data } = await client.generate(spec);\n"
+        "    const { sha256 } = await client.generate(spec, { digest: 'sha256' });\n"
+        "    process.stdout.write(JSON.stringify({ digest, digestAlgorithm, sha256, dtype,\n"
+        "      kind: values.constructor.name, hex: data.toString('hex') }));\n"
         "  } finally { client.close(); }\n"
         "}\n"
         "main().catch((error) => { console.error(error); process.exitCode = 1; });\n")
@@ -140,6 +142,7 @@ def test_packed_tarball_works_from_an_empty_directory(server, tmp_path):
     got = json.loads(used.stdout)
     want = wi.to_le_bytes(wi.generate(spec))
     assert bytes.fromhex(got["hex"]) == want
+    assert (got["digestAlgorithm"], got["digest"]) == ("blake3", blake3.blake3(want).hexdigest())  # the default
     assert got["sha256"] == hashlib.sha256(want).hexdigest()
     assert (got["dtype"], got["kind"]) == ("float32", "Float32Array")
 
@@ -148,6 +151,6 @@ def test_packed_tarball_works_from_an_empty_directory(server, tmp_path):
     assert example.returncode == 0, example.stderr
     full = wi.generate({"scheme": "kaiming_normal", "shape": [512, 256], "seed": 7, "name": "fc1.weight",
                         "params": {"mode": "fan_out", "nonlinearity": "relu"}})
-    assert hashlib.sha256(wi.to_le_bytes(full)).hexdigest() in example.stdout
+    assert f"blake3 {blake3.blake3(wi.to_le_bytes(full)).hexdigest()}" in example.stdout
     first = [float(v) for v in example.stdout.split("first values:")[1].split()]
     assert np.allclose(first, full.reshape(-1)[:4], atol=5e-7)

@@ -1,7 +1,7 @@
 'use strict';
 // node --test test/ : needs no Python. The conversion tests always run; the rest run against the server
 // named by WEIGHTINIT_SERVER (host:port) and check every tensor three ways: against the digest the
-// server sends (recomputed here), against values this file computes itself (zeros, ones, constants,
+// server sends (recomputed here, SHA-256 and BLAKE3), against values this file computes itself (zeros, ones, constants,
 // uniform bounds), and against fixtures/tensors.json (bytes of the Python engine, kept current by
 // the pytest tests/test_node_package.py). With WEIGHTINIT_PYTHON=/path/to/python set explicitly (.ci/run
 // does), the bytes are also compared with that Python's client and engine.
@@ -13,10 +13,16 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
+const { Blake3Hasher } = require('@napi-rs/blake-hash');
 const {
   WeightinitClient, SpecError, UnavailableError, WeightinitError, toTensorSpec, toModelManifest, toRegion, typedValues,
   serverAddress,
 } = require('..');
+
+const DIGESTS = {
+  sha256: (bytes) => crypto.createHash('sha256').update(bytes).digest('hex'),
+  blake3: (bytes) => new Blake3Hasher().update(bytes).digest('hex'),
+};
 
 const SERVER = process.env.WEIGHTINIT_SERVER;
 const PYTHON = process.env.WEIGHTINIT_PYTHON;
@@ -56,15 +62,21 @@ test('typed arrays view the little-endian bytes', () => {
   assert.ok(typedValues(data, 'float64') instanceof Float64Array);
 });
 
-test('bytes equal the engine fixtures and the digest', needsServer, async () => {
+test('bytes equal the engine fixtures and the digest, under each digest algorithm', needsServer, async () => {
   await withClient(async (client) => {
-    for (const { spec, sha256, base64 } of FIXTURES) {
-      const result = await client.generate(spec, { chunkElements: 40 });
-      assert.strictEqual(result.sha256, sha256, spec.name || spec.scheme);
-      assert.strictEqual(crypto.createHash('sha256').update(result.data).digest('hex'), sha256);
-      assert.ok(result.data.equals(Buffer.from(base64, 'base64')), `${spec.scheme}: bytes differ from the fixture`);
-      assert.deepStrictEqual(result.shape, spec.shape);
-      assert.strictEqual(result.values.length * result.values.BYTES_PER_ELEMENT, result.data.length);
+    for (const fixture of FIXTURES) {
+      const { spec, base64 } = fixture;
+      for (const [algorithm, hash] of Object.entries(DIGESTS)) {
+        const result = await client.generate(spec, { chunkElements: 40, digest: algorithm });
+        const label = `${spec.name || spec.scheme} (${algorithm})`;
+        assert.strictEqual(result.digestAlgorithm, algorithm, label);
+        assert.strictEqual(result.digest, fixture[algorithm], label);
+        assert.strictEqual(hash(result.data), fixture[algorithm], label);
+        assert.strictEqual(result.sha256, algorithm === 'sha256' ? fixture.sha256 : undefined, label);
+        assert.ok(result.data.equals(Buffer.from(base64, 'base64')), `${label}: bytes differ from the fixture`);
+        assert.deepStrictEqual(result.shape, spec.shape);
+        assert.strictEqual(result.values.length * result.values.BYTES_PER_ELEMENT, result.data.length);
+      }
     }
   });
 });
@@ -233,14 +245,15 @@ test('recipe manifests travel as recipe_json with name/shape tensors', () => {
 test('the server expands a recipe into the same specs and bytes as Python', needsPython, async () => {
   const client = new WeightinitClient(SERVER);
   try {
-    const tensors = await client.generateModel(RECIPE_MANIFEST, { chunkElements: 100 });
+    const tensors = await client.generateModel(RECIPE_MANIFEST, { chunkElements: 100, digest: 'sha256' });
     const expected = pythonExpansion(RECIPE_MANIFEST);
     assert.strictEqual(tensors.length, expected.length);
     tensors.forEach((tensor, index) => {
       const [spec, sha256] = expected[index];
       assert.deepStrictEqual(tensor.spec, spec);
       assert.strictEqual(tensor.sha256, sha256);
-      assert.strictEqual(crypto.createHash('sha256').update(tensor.data).digest('hex'), sha256);
+      assert.strictEqual(tensor.digest, sha256);
+      assert.strictEqual(DIGESTS.sha256(tensor.data), sha256);
     });
   } finally {
     client.close();
