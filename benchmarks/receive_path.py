@@ -16,13 +16,16 @@ prebuilt 1 MiB messages. The client side, each variant written out here in a few
 - ``hash blocks of the array``: copy in the receive thread, a helper hashes the destination
   array in 8 MiB blocks behind it.
 
-Each digest variant runs with BLAKE3 and with SHA-256; ratios are to ``raw``.
+Each digest variant runs with BLAKE3 and with SHA-256; ratios are to ``raw``. Also printed:
+the client's CPU seconds and minor page faults per GB/MiB received. The allocator is tuned as
+``Client`` tunes it (``weightinit.api.memory``) unless ``--untuned``.
 """
 
 from __future__ import annotations
 
 import argparse
 import queue
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from weightinit.api import wire  # noqa: E402
+from weightinit.api import memory, wire  # noqa: E402
 from weightinit.v1 import initializer_service_pb2 as pb  # noqa: E402
 
 MIB = 1 << 20
@@ -152,7 +155,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=256, help="tensor size in MiB (1 MiB messages)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--untuned", action="store_true", help="leave glibc malloc's thresholds as they are")
     args = parser.parse_args()
+    tuned = False if args.untuned else memory.keep_message_buffers()
     total = args.mib * MIB
     server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("service.py")), "--noop-server",
                                "--count", str(args.mib)], stdout=subprocess.PIPE, text=True)
@@ -174,21 +179,28 @@ def main() -> None:
                 label = name if plain else f"{name}, {algorithm}"
                 runs[label] = lambda variant=variant, algorithm=algorithm: variant(algorithm)
         rates: dict[str, list[float]] = {name: [] for name in runs}
+        costs: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}  # (CPU s/GB, faults/MiB)
         for run in runs.values():
             run()
         for _ in range(args.repeat):  # interleaved: every variant sees the same machine state
             for name, run in runs.items():
-                began = time.perf_counter()
+                cpu, faults, began = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt, \
+                    time.perf_counter()
                 count = run()
                 rates[name].append(count / (time.perf_counter() - began) / 1e9)
+                costs[name].append(((time.process_time() - cpu) / (count / 1e9),
+                                    (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (count / MIB)))
         channel.close()
     finally:
         server.kill()
     raw_best = max(rates["raw"])
-    print(f"{total // MIB} MiB in 1 MiB messages over loopback, best / median of {args.repeat}")
-    print(f"{'client side':<40} {'GB/s':>14}  {'x raw (best)':>12}")
+    print(f"{total // MIB} MiB in 1 MiB messages over loopback, best / median of {args.repeat}; "
+          f"malloc {'tuned' if tuned else 'untuned'}")
+    print(f"{'client side':<40} {'GB/s':>14}  {'x raw (best)':>12}  {'CPU s/GB':>8}  {'faults/MiB':>10}")
     for name, values in rates.items():
-        print(f"{name:<40} {max(values):>6.2f} / {statistics.median(values):<5.2f}  {max(values) / raw_best:>12.2f}")
+        cpu, faults = (statistics.median(column) for column in zip(*costs[name]))
+        print(f"{name:<40} {max(values):>6.2f} / {statistics.median(values):<5.2f}  {max(values) / raw_best:>12.2f}  "
+              f"{cpu:>8.2f}  {faults:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,11 @@ class Proc:
             raise RuntimeError(f"server failed to start: {line!r}")
         self.target = line.split()[-1]
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far (all threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss(self) -> tuple[int, int]:
         """(current RSS, peak RSS) in bytes."""
         values = {}
@@ -198,16 +203,23 @@ def main() -> None:
             for run in runs.values():  # warm up (JIT, connections, first-touch of fresh memory)
                 run()
             rates: dict[str, list[float]] = {name: [] for name in runs}
+            cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}  # (client, server) s/GB
             for _ in range(reps):  # interleaved, so all see the same machine state
                 for name, run in runs.items():
+                    source = server if name.startswith("client") else noop
+                    mine, theirs, began = time.process_time(), source.cpu_seconds(), time.perf_counter()
                     rates[name].append(run())
+                    gigabytes = rates[name][-1] * (time.perf_counter() - began)
+                    cpu[name].append(((time.process_time() - mine) / gigabytes,
+                                      (source.cpu_seconds() - theirs) / gigabytes))
             wi.generate(spec, stop=chunk_elements)  # JIT warm-up
             compiled = wi.compile_spec(spec)
             scratch = np.empty(chunk_elements, np.float32)
-            began = time.perf_counter()
+            began, mine = time.perf_counter(), time.process_time()
             for offset in range(0, total // 4, chunk_elements):
                 compiled.fill(offset, scratch)
             engine_rate = total / (time.perf_counter() - began) / 1e9
+            engine_cpu = (time.process_time() - mine) / (total / 1e9)
             local = wi.generate(spec)
             assert client.generate(spec).tobytes() == local.tobytes()
 
@@ -259,8 +271,8 @@ def main() -> None:
 
     raw_best, raw_med = max(rates["raw"]), statistics.median(rates["raw"])
     print()
-    print(f"{'measurement':<58} {'best / median':>14}  {'x raw no-op':>11}")
-    print("-" * 87)
+    print(f"{'measurement':<58} {'best / median':>14}  {'x raw no-op':>11}  {'CPU s/GB client + server':>24}")
+    print("-" * 113)
     labels = {"raw": "no-op grpcio stream, pre-serialized bytes (GB/s)",
               "protobuf": "no-op grpcio stream, protobuf messages (GB/s)"}
     for d in digests:
@@ -270,8 +282,11 @@ def main() -> None:
         labels[f"client blake3 parallel={k}"] = f"  the same, blake3, parallel={k} streams (GB/s)"
     for name, label in labels.items():
         best, med = max(rates[name]), statistics.median(rates[name])
-        print(f"{label:<58} {best:>6.2f} / {med:<5.2f}  {best / raw_best:>5.2f} / {med / raw_med:<4.2f}")
-    print(f"{'engine alone, same tensor and chunks, no I/O (GB/s)':<58} {engine_rate:>14.2f}")
+        mine, theirs = (statistics.median(side) for side in zip(*cpu[name]))
+        print(f"{label:<58} {best:>6.2f} / {med:<5.2f}  {best / raw_best:>5.2f} / {med / raw_med:<4.2f}  "
+              f"{mine:>10.2f} + {theirs:<.2f}")
+    print(f"{'engine alone, same tensor and chunks, no I/O (GB/s)':<58} {engine_rate:>14.2f}  {'':>11}  "
+          f"{engine_cpu:>10.2f}")
     p50, p99 = np.percentile(latencies, [50, 99])
     print(f"{'small tensor 64x64 f32 Generate latency p50 / p99 (ms)':<58} {p50:>6.2f} / {p99:<5.2f}")
     print(f"{f'{count}-tensor model ({numel / 1e6:.1f} M values): GenerateModel (s)':<58} {min(model_times):>14.3f}")

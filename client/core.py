@@ -28,7 +28,7 @@ import grpc
 import numpy as np
 
 import weightinit as wi
-from weightinit.api import convert, wire
+from weightinit.api import convert, memory, wire
 from weightinit.api.describe import capabilities, tensor_header
 from weightinit.api.errors import field_violations, from_rpc_error, tensor_label
 from weightinit.engine.generate import FILL_ELEMENTS
@@ -301,6 +301,7 @@ class Client:
                                                            certificate_chain=_read(tls_cert))
             channel = (grpc.secure_channel(self.target, credentials, options) if credentials is not None
                        else grpc.insecure_channel(self.target, options))
+        memory.keep_message_buffers()
         self._channel = channel
         self._generate = channel.unary_stream(SERVICE + "Generate", request_serializer=pb.GenerateRequest.SerializeToString,
                                               response_deserializer=None, _registered_method=True)

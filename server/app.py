@@ -19,7 +19,7 @@ from weightinit.backends import available_backends, get_backend
 from weightinit.v1 import initializer_service_pb2 as pb
 from weightinit.v1 import initializer_service_pb2_grpc as pb_grpc
 
-from weightinit.api import wire
+from weightinit.api import memory, wire
 
 from . import jobs
 from google.protobuf.message import DecodeError
@@ -377,6 +377,7 @@ def create_server(host: str = "127.0.0.1", port: int = 0, backend: str = "auto",
     """
     settings = settings or jobs.Settings()
     security = security or Security()
+    memory.keep_message_buffers()
     security.check(host.strip("[]"))
     auth = TokenAuth.from_file(security.auth_tokens) if security.auth_tokens else None
     engine = get_backend(backend)
