@@ -439,8 +439,9 @@ def fill_uniform(k0, k1, c1, start, low, width, out):
     while pos < n:
         m = min(CHUNK_WORDS - ((start + pos) & 3), n - pos)
         philox_into(k0, k1, c1, start + pos, m, buf)
+        dst = out[pos:pos + m]
         for i in range(m):
-            _store(out, pos + i, low + width * _uniform01(buf[i]))
+            _store(dst, i, low + width * _uniform01(buf[i]))
         pos += m
 
 
@@ -463,13 +464,14 @@ def _normal_family(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, o
     while pos < n:
         m = min(CHUNK_WORDS - ((start + pos) & 3), n - pos)
         philox_into(k0, k1, c1, start + pos, m, buf)
+        dst = out[pos:pos + m]
         for i in range(m):
             p = p_low + _open_uniform(buf[i]) * p_width if truncated else _open_uniform(buf[i])
             z = _ndtri_central(p - 0.5)
             if truncated:
-                _store(out, pos + i, _clamp(mean + std * (sign * z), lo, hi))
+                _store(dst, i, _clamp(mean + std * (sign * z), lo, hi))
             else:
-                _store(out, pos + i, mean + std * z)
+                _store(dst, i, mean + std * z)
         count = 0
         for i in range(m):
             p = p_low + _open_uniform(buf[i]) * p_width if truncated else _open_uniform(buf[i])
