@@ -175,6 +175,19 @@ def test_philox_words_equal_numpy_philox(substream, start, count):
         assert (buf[count:] == 0xDEAD).all(), "wrote past count"
 
 
+@pytest.mark.parametrize("generator", [nb.philox_blocks_wide, nb.philox_blocks_paired])
+@pytest.mark.parametrize("block,nblocks,pos", [(0, 0, 0), (0, 1, 0), (5, 2, 3), (2**38 - 1, 3, 1), (7, 8, 0),
+                                               (9, 9, 2), (2**60, 17, 0), (2**62 - 20, 33, 5)])
+def test_whole_block_generators_equal_numpy_philox(generator, block, nblocks, pos):
+    """Both block loops (the vectorised one and the 128-bit product one), whichever this CPU uses."""
+    for key in KEYS:
+        for substream in (SUBSTREAM_VALUES, 2**64 - 1):
+            buf = np.full(pos + 4 * nblocks + 4, 0xDEAD, dtype=np.uint64)
+            generator(np.uint64(key[0]), np.uint64(key[1]), np.uint64(substream), np.uint64(block), nblocks, buf, pos)
+            assert buf[pos:pos + 4 * nblocks].tolist() == philox_words(key, 4 * block, 4 * nblocks, substream).tolist()
+            assert (buf[:pos] == 0xDEAD).all() and (buf[pos + 4 * nblocks:] == 0xDEAD).all()
+
+
 @numba.njit(error_model="numpy")
 def _frexp_all(x, m, k):
     for i in range(x.size):
