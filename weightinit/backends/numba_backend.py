@@ -34,8 +34,9 @@ import math
 import threading
 
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ..engine import transforms as T
@@ -107,6 +108,50 @@ def _f32_bits(typingctx, x):
         return builder.bitcast(args[0], ir.IntType(32))
 
     return types.uint32(types.float32), codegen
+
+
+_I64X8 = ir.VectorType(ir.IntType(64), 8)
+
+
+@intrinsic
+def _compress8(typingctx, flags, i, words, where, tail_words, count):
+    """For the k indices i + j (j < 8) with flags[i + j] != 0, in order: where[count:count + k] = the
+    indices, tail_words[count:count + k] = words at them; returns count + k.
+
+    Register compresses (vpcompressq) and full 8-lane stores, so ``where`` and ``tail_words``
+    need 8 slots past the last one written: the compress-to-memory form is slow on AMD Zen 4.
+    """
+    u64_array = types.Array(types.uint64, 1, "C")
+    if flags != types.Array(types.uint8, 1, "C") or words != u64_array or tail_words != u64_array \
+            or where != types.Array(types.int64, 1, "C"):
+        return None
+    sig = types.int64(flags, types.int64, words, where, tail_words, types.int64)
+
+    def codegen(context, builder, signature, args):
+        def data(position):
+            return context.make_array(signature.args[position])(context, builder, args[position]).data
+
+        def lanes_at(pointer, offset, vector_type):
+            return builder.bitcast(builder.gep(pointer, [offset]), vector_type.as_pointer())
+
+        first, count = args[1], args[5]
+        bytes8 = ir.VectorType(ir.IntType(8), 8)
+        flag_bytes = builder.load(lanes_at(data(0), first, bytes8), align=1)
+        mask = builder.icmp_unsigned("!=", flag_bytes, ir.Constant(bytes8, [0] * 8))
+        compress = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_I64X8, [_I64X8, mask.type, _I64X8]),
+            "llvm.experimental.vector.compress.v8i64")
+        index = builder.insert_element(ir.Constant(_I64X8, ir.Undefined), first, ir.Constant(ir.IntType(32), 0))
+        index = builder.shuffle_vector(index, ir.Constant(_I64X8, ir.Undefined),
+                                       ir.Constant(ir.VectorType(ir.IntType(32), 8), [0] * 8))
+        index = builder.add(index, ir.Constant(_I64X8, list(range(8))))
+        for vector, target in ((index, data(3)), (builder.load(lanes_at(data(2), first, _I64X8), align=8), data(4))):
+            packed = builder.call(compress, [vector, mask, ir.Constant(_I64X8, ir.Undefined)])
+            builder.store(packed, lanes_at(target, count, _I64X8), align=8)
+        taken = builder.zext(builder.ctpop(builder.bitcast(mask, ir.IntType(8))), ir.IntType(64))
+        return builder.add(count, taken)
+
+    return sig, codegen
 
 
 # ---------------------------------------------------------------------------
@@ -244,16 +289,17 @@ def philox_blocks_paired(k0, k1, c1, block, nblocks, buf, pos):
 
 def _has_wide_multiply() -> bool:
     """Whether Numba compiles for a CPU with AVX-512DQ (as Numba picks its target features)."""
-    from llvmlite import binding
     from numba.core import config
 
     features = config.CPU_FEATURES if config.CPU_FEATURES is not None else binding.get_host_cpu_features().flatten()
     return "+avx512dq" in features.split(",")
 
 
-#: The whole-block generator that is faster on this CPU (the words are the same).
-WIDE_PHILOX = _has_wide_multiply()
-_philox_blocks = philox_blocks_wide if WIDE_PHILOX else philox_blocks_paired
+#: Whether the compile target has AVX-512DQ: Philox by vector lanes, tail lists by register compress.
+WIDE_VECTORS = _has_wide_multiply()
+#: llvm.experimental.vector.compress exists from LLVM 19 on.
+VECTOR_COMPRESS = WIDE_VECTORS and binding.llvm_version_info >= (19,)
+_philox_blocks = philox_blocks_wide if WIDE_VECTORS else philox_blocks_paired
 
 
 @_kernel_jit
@@ -532,18 +578,38 @@ def fill_uniform(k0, k1, c1, start, low, width, out):
 
 
 @njit(inline="always")
+def _tail_list(flags, m, words, where, tail_words):
+    """The indices i < m with flags[i] != 0 into where[:count], words[i] into tail_words[:count]."""
+    count = 0
+    i = 0
+    if VECTOR_COMPRESS:
+        while i + 8 <= m:
+            count = _compress8(flags, i, words, where, tail_words, count)
+            i += 8
+    while i < m:
+        where[count] = i
+        tail_words[count] = words[i]
+        count += flags[i]
+        i += 1
+    return count
+
+
+@njit(inline="always")
 def _normal_family(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, out, truncated):
     """The normal and truncated normal kernels; ``truncated`` is a compile-time constant.
 
-    Per chunk: (1) every element by the central formula, vectorised; (2) the
-    elements with |p - 1/2| > 0.425 listed (branch-free compaction); (3) their
-    tail r and near-tail z, vectorised over the list; (4) stored over the
-    central results, with the far tail (r > 5) computed there, one at a time.
+    Per chunk: (1) every element by the central formula, vectorised, noting
+    the elements with |p - 1/2| > 0.425; (2) those listed (register compress
+    where AVX-512 has it); (3) their tail r and near-tail z, vectorised over
+    the list; (4) stored over the central results, with the far tail (r > 5)
+    computed there, one at a time.
     """
     n = out.size
     buf = np.empty(CHUNK_WORDS, np.uint64)
-    where = np.empty(CHUNK_WORDS, np.int64)
-    tail_p = np.empty(CHUNK_WORDS, np.float64)
+    flags = np.empty(CHUNK_WORDS, np.uint8)
+    where = np.empty(CHUNK_WORDS + 8, np.int64)  # _compress8 stores 8 lanes
+    tail_words = np.empty(CHUNK_WORDS + 8, np.uint64)
+    tail_q = np.empty(CHUNK_WORDS, np.float64)
     tail_r = np.empty(CHUNK_WORDS, np.float64)
     tail_z = np.empty(CHUNK_WORDS, np.float64)
     pos = 0
@@ -553,32 +619,32 @@ def _normal_family(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, o
         dst = out[pos:pos + m]
         for i in range(m):
             p = p_low + _open_uniform(buf[i]) * p_width if truncated else _open_uniform(buf[i])
-            z = _ndtri_central(p - 0.5)
+            q = p - 0.5
+            z = _ndtri_central(q)
+            flags[i] = not abs(q) <= T.PPND_SPLIT1  # the complement of the central test, as ndtri
             if truncated:
                 _store(dst, i, _clamp(mean + std * (sign * z), lo, hi))
             else:
                 _store(dst, i, mean + std * z)
-        count = 0
-        for i in range(m):
-            p = p_low + _open_uniform(buf[i]) * p_width if truncated else _open_uniform(buf[i])
-            where[count] = i
-            tail_p[count] = p
-            count += not abs(p - 0.5) <= T.PPND_SPLIT1  # the complement of the central test, as ndtri
+        count = _tail_list(flags, m, buf, where, tail_words)
         for j in range(count):
-            p = tail_p[j]
-            r = _tail_r(p, p - 0.5)
+            w = tail_words[j]
+            p = p_low + _open_uniform(w) * p_width if truncated else _open_uniform(w)
+            q = p - 0.5
+            r = _tail_r(p, q)
+            tail_q[j] = q
             tail_r[j] = r
             tail_z[j] = _tail_near(r)
         for j in range(count):
             z = tail_z[j]
             if tail_r[j] > T.PPND_SPLIT2:
                 z = _tail_far(tail_r[j])
-            if tail_p[j] - 0.5 < 0.0:
+            if tail_q[j] < 0.0:
                 z = -z
             if truncated:
-                _store(out, pos + where[j], _clamp(mean + std * (sign * z), lo, hi))
+                _store(dst, where[j], _clamp(mean + std * (sign * z), lo, hi))
             else:
-                _store(out, pos + where[j], mean + std * z)
+                _store(dst, where[j], mean + std * z)
         pos += m
 
 
