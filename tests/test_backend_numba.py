@@ -9,6 +9,11 @@ points of AS 241, the far tail, the float16 overflow and subnormal edges.
 from __future__ import annotations
 
 import math
+import os
+import platform
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -154,6 +159,38 @@ def test_generate_through_the_engine_matches_numpy():
         got = wi.generate_raw(spec, backend="numba", chunk_elements=10_000)
         want = wi.generate_raw(spec, backend="numpy")
         assert got.tobytes() == want.tobytes(), spec
+
+
+#: A CPU without AVX-512 (Haswell's feature set), for Numba to compile for: Philox by 128-bit
+#: products and the tail lists by a scalar loop instead of vector lanes and register compress.
+AVX2_TARGET = {"NUMBA_CPU_NAME": "haswell",
+               "NUMBA_CPU_FEATURES": "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+lzcnt,+mmx,+movbe,"
+                                     "+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave"}
+
+_AVX2_CHILD = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from test_backend_numba import KERNELS, KEYS, nb, NumpyBackend
+    assert not nb.WIDE_VECTORS and not nb.VECTOR_COMPRESS, "the AVX2 target was not taken"
+    backend, reference = nb.NumbaBackend(threads=1), NumpyBackend(threads=1)
+    for name in ("uniform[-0.3,0.7)", "normal(0,1)", "trunc torch std=0.02 [-0.04,0.04]", "trunc [5,30] (far tail)",
+                 "trunc [-100,100]"):
+        for dtype in ("float32", "float16"):
+            for key, start, count in ((KEYS[0], 3, 2 * nb.CHUNK_WORDS + 7), (KEYS[2], 2**40 - 5, 1001)):
+                got = backend.random(KERNELS[name], key, start, start + count, dtype)
+                want = reference.random(KERNELS[name], key, start, start + count, dtype)
+                assert got.tobytes() == want.tobytes(), (name, dtype, start, count)
+    print("same bytes")
+""")
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="an x86-64 target")
+def test_same_bytes_compiled_for_a_cpu_without_avx512():
+    """The kernels compiled for AVX2 only (a fresh process: Numba reads its target at import)."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run([sys.executable, "-c", _AVX2_CHILD, tests], env={**os.environ, **AVX2_TARGET},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "same bytes" in done.stdout, done.stderr[-3000:]
 
 
 def test_warmup_compiles_every_kernel():
