@@ -249,6 +249,12 @@ def _store_all(x, out):
         nb._store(out, i, x[i])
 
 
+@numba.njit(error_model="numpy")
+def _float16_by_integers_all(x, out):
+    for i in range(x.size):
+        out[i] = np.uint16(nb._float32_to_float16_bits(np.float32(x[i])))
+
+
 def special_doubles() -> np.ndarray:
     rng = np.random.default_rng(1)
     bits = rng.integers(0, 2**63, size=20_000, dtype=np.uint64)
@@ -342,3 +348,22 @@ def test_rounding_to_storage_equals_reference(dtype):
     out = np.empty(values.size, dtype=base.storage_dtype(dtype))
     _store_all(values, nb._compiled_out(out, dtype))
     assert out.tobytes() == want.tobytes()
+    if dtype == "float16":  # the integer rounding, used where the CPU has no float16 conversion (no F16C)
+        by_integers = np.empty(values.size, dtype=np.uint16)
+        _float16_by_integers_all(values, by_integers)
+        assert by_integers.tobytes() == want.tobytes()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_float16_of_nan_and_inf_equals_reference():
+    """NaNs (quiet, signalling, with payloads, either sign) and infinities, by the CPU's conversion
+    and by the integer rounding: float64 -> float32 quiets a NaN first, so both keep NumPy's bits."""
+    nan_bits = np.array([0x7FF8000000000000, 0xFFF8000000000000, 0x7FF8000000000001, 0x7FFC000000000000,
+                         0x7FF8123456789ABC, 0xFFFFFFFFFFFFFFFF, 0x7FF0000000000001, 0x7FF4000000000000],
+                        dtype=np.uint64)
+    values = np.concatenate([nan_bits.view(np.float64), [np.inf, -np.inf, np.inf * 0.0]])
+    want = T.round_to_storage(values, "float16").view(np.uint16)
+    by_store, by_integers = np.empty(values.size, np.uint16), np.empty(values.size, np.uint16)
+    _store_all(values, by_store)
+    _float16_by_integers_all(values, by_integers)
+    assert by_store.tolist() == want.tolist() and by_integers.tolist() == want.tolist()

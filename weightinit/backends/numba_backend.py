@@ -287,16 +287,18 @@ def philox_blocks_paired(k0, k1, c1, block, nblocks, buf, pos):
         buf[at + 3] = w3
 
 
-def _has_wide_multiply() -> bool:
-    """Whether Numba compiles for a CPU with AVX-512DQ (as Numba picks its target features)."""
+def _target_features() -> list[str]:
+    """The CPU features Numba compiles for, as it picks them ("+avx512dq", ...)."""
     from numba.core import config
 
     features = config.CPU_FEATURES if config.CPU_FEATURES is not None else binding.get_host_cpu_features().flatten()
-    return "+avx512dq" in features.split(",")
+    return features.split(",")
 
 
 #: Whether the compile target has AVX-512DQ: Philox by vector lanes, tail lists by register compress.
-WIDE_VECTORS = _has_wide_multiply()
+WIDE_VECTORS = "+avx512dq" in _target_features()
+#: Whether float32 -> float16 is one CPU instruction (F16C); else the integer rounding below.
+HALF_BY_CPU = "+f16c" in _target_features()
 #: llvm.experimental.vector.compress exists from LLVM 19 on.
 VECTOR_COMPRESS = WIDE_VECTORS and binding.llvm_version_info >= (19,)
 _philox_blocks = philox_blocks_wide if WIDE_VECTORS else philox_blocks_paired
@@ -523,6 +525,21 @@ def _float32_to_float16_bits(single):
     return sign | h
 
 
+@intrinsic
+def _float32_to_float16_bits_by_cpu(typingctx, single):
+    """The CPU's own float32 -> float16 conversion (x86 F16C vcvtps2ph, eight or sixteen per
+    instruction): IEEE round to nearest even, which is NumPy's rounding for every value; a NaN
+    stays a quiet NaN with the top payload bits, as NumPy keeps it (the only NaNs reaching it,
+    from arithmetic and float64 -> float32, are quiet)."""
+    if single != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return types.uint16(types.float32), codegen
+
+
 @njit(inline="always")
 def _float32_to_bfloat16_bits(single):
     """(b + 0x7FFF + ((b >> 16) & 1)) >> 16 in 64-bit arithmetic, as transforms.float32_to_bfloat16_bits."""
@@ -546,7 +563,10 @@ def _store_overload(out, i, x):
             out[i] = np.float32(x)
     elif dtype == types.uint16:
         def store(out, i, x):
-            out[i] = np.uint16(_float32_to_float16_bits(np.float32(x)))
+            if HALF_BY_CPU:
+                out[i] = _float32_to_float16_bits_by_cpu(np.float32(x))
+            else:
+                out[i] = np.uint16(_float32_to_float16_bits(np.float32(x)))
     elif dtype == types.int16:
         def store(out, i, x):
             out[i] = np.int16(np.uint16(_float32_to_bfloat16_bits(np.float32(x))))
