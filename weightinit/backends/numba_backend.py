@@ -9,15 +9,20 @@ multiply-add; the tests compare the bytes against the NumPy backend.
 
 What differs is only how the work is scheduled:
 
-- Philox4x64-10 is computed here too (the 64x64 -> 128-bit product is one
-  LLVM ``mul i128``), giving the words of ``numpy.random.Philox`` at about
-  twice its speed, a chunk at a time into a small buffer that stays in L1;
+- Philox4x64-10 is computed here too, a chunk at a time into a small buffer
+  that stays in L1. With AVX-512DQ, 8 blocks run in vector lanes (high
+  products from 32-bit halves) beside 2 by the scalar 64x64 -> 128-bit
+  product, which works while the vector units do; elsewhere pairs of blocks by
+  the 128-bit product alone. Either gives the words of ``numpy.random.Philox``;
 - words become uniforms through their bits (exact, see ``_open_uniform``),
   and the loops are written so that LLVM vectorises them: the uniform map, the
-  central region of the inverse normal CDF over every element, the tail
-  (log, sqrt, near-tail ratio) over a compacted list of the ~15% tail
-  elements, the rounding to the storage dtype; only the far tail (r > 5,
-  p < 1.4e-11) is scalar;
+  central region of the inverse normal CDF over every element (noting which
+  are tail elements), the tail (log, sqrt, near-tail ratio) over a list of
+  the ~15% tail elements (built by register compress with AVX-512), the
+  rounding to the storage dtype (float16 by the CPU's F16C conversion where it
+  exists); only the far tail (r > 5, p < 1.4e-11) is scalar;
+- every loop writes through a slice starting at 0 (``out[pos:pos + m]``), so
+  no index can be negative and LLVM stores contiguously instead of scattering;
 - ``random_into`` cuts a range into parts that the calling thread and the
   shared pool's threads take from one queue; the compiled functions release
   the GIL, so the parts run in parallel.
@@ -55,6 +60,27 @@ def _kernel_jit(fn):
     except RuntimeError as why:  # no writable cache location
         log.info("numba backend: no disk cache for %s: %s", fn.__name__, why)
         return njit(nogil=True, cache=False, error_model="numpy")(fn)
+
+# ---------------------------------------------------------------------------
+# The compile target: some loops are written one way or another by what the CPU has
+# (the bytes are the same either way; the tests compile both for an AVX2-only CPU too).
+
+
+def _target_features() -> list[str]:
+    """The CPU features Numba compiles for, as it picks them ("+avx512dq", ...)."""
+    from numba.core import config
+
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else binding.get_host_cpu_features().flatten()
+    return features.split(",")
+
+
+#: AVX-512DQ: Philox in 8 vector lanes (64-bit products), tail lists by register compress.
+WIDE_VECTORS = "+avx512dq" in _target_features()
+#: F16C: float32 -> float16 is one CPU instruction; else an integer rounding.
+HALF_BY_CPU = "+f16c" in _target_features()
+#: llvm.experimental.vector.compress exists from LLVM 19 on.
+VECTOR_COMPRESS = WIDE_VECTORS and binding.llvm_version_info >= (19,)
+
 
 # ---------------------------------------------------------------------------
 # Bit-level helpers (LLVM intrinsics: one instruction each, vectorisable).
@@ -313,20 +339,6 @@ def philox_blocks_paired(k0, k1, c1, block, nblocks, buf, pos):
         buf[at + 3] = w3
 
 
-def _target_features() -> list[str]:
-    """The CPU features Numba compiles for, as it picks them ("+avx512dq", ...)."""
-    from numba.core import config
-
-    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else binding.get_host_cpu_features().flatten()
-    return features.split(",")
-
-
-#: Whether the compile target has AVX-512DQ: Philox by vector lanes, tail lists by register compress.
-WIDE_VECTORS = "+avx512dq" in _target_features()
-#: Whether float32 -> float16 is one CPU instruction (F16C); else the integer rounding below.
-HALF_BY_CPU = "+f16c" in _target_features()
-#: llvm.experimental.vector.compress exists from LLVM 19 on.
-VECTOR_COMPRESS = WIDE_VECTORS and binding.llvm_version_info >= (19,)
 _philox_blocks = philox_blocks_wide if WIDE_VECTORS else philox_blocks_paired
 
 
