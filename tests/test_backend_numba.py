@@ -267,6 +267,25 @@ def special_doubles() -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+@numba.njit(error_model="numpy")
+def _open_q_all(words, out):
+    for i in range(words.size):
+        out[i] = nb._open_q(words[i])
+
+
+def test_open_q_equals_open_uniform_minus_half():
+    """The normal kernel's shortcut for q = p - 1/2, on random words and on k = w >> 12 near 0,
+    2**50, 2**51 (p = 1/2) and 2**52 - 1, low bits clear and set."""
+    rng = np.random.default_rng(5)
+    k = np.concatenate([np.arange(0, 3000), 2**52 - 1 - np.arange(0, 3000), 2**51 + np.arange(-3000, 3000),
+                        2**50 + np.arange(-3000, 3000)]).astype(np.uint64)
+    words = np.concatenate([rng.integers(0, 2**64, size=200_000, dtype=np.uint64), k << np.uint64(12),
+                            (k << np.uint64(12)) | np.uint64(0xFFF)])
+    got = np.empty(words.size)
+    _open_q_all(words, got)
+    assert got.tobytes() == (T.open_uniform(words) - 0.5).tobytes()
+
+
 def test_frexp_equals_numpy():
     x = special_doubles()
     x = np.concatenate([x, -x, [np.inf, -np.inf, np.nan, -0.0]])

@@ -423,6 +423,14 @@ def _open_uniform(w):
 
 
 @njit(inline="always")
+def _open_q(w):
+    """open_uniform(w) - 1/2 as (1 + k * 2**-52 - 3/2) + 2**-53, k = w >> 12: every step is exact,
+    (k - 2**51) * 2**-52 and then (2k + 1 - 2**52) * 2**-53, an odd integer below 2**52 times
+    2**-53, as is open_uniform(w) - 1/2 itself, so the two are the same double."""
+    return (_bits_f64(_ONE_BITS | (w >> _SH12)) - 1.5) + _TWO_POW_M53
+
+
+@njit(inline="always")
 def _frexp(x):
     """np.frexp(x) for any binary64: (m, k) with x = m * 2**k, |m| in [1/2, 1); (x, 0) for 0, inf, nan.
 
@@ -676,8 +684,10 @@ def _normal_family(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, o
         philox_into(k0, k1, c1, start + pos, m, buf)
         dst = out[pos:pos + m]
         for i in range(m):
-            p = p_low + _open_uniform(buf[i]) * p_width if truncated else _open_uniform(buf[i])
-            q = p - 0.5
+            if truncated:
+                q = (p_low + _open_uniform(buf[i]) * p_width) - 0.5
+            else:  # open_uniform(w) - 1/2, one add fewer: see _open_q
+                q = _open_q(buf[i])
             z = _ndtri_central(q)
             flags[i] = not abs(q) <= T.PPND_SPLIT1  # the complement of the central test, as ndtri
             if truncated:
