@@ -304,8 +304,8 @@ def _philox_pair_into(k0, k1, c1, block, words, at):
 _WIDE_STEP = 10
 
 
-@_kernel_jit
-def philox_blocks_wide(k0, k1, c1, block, nblocks, buf, pos):
+@njit(inline="always")
+def _philox_wide(k0, k1, c1, block, nblocks, buf, pos):
     """Blocks ``[block, block + nblocks)`` of substream ``c1`` into ``buf[pos:pos + 4 * nblocks]``.
 
     Each step computes 8 blocks in vector lanes and 2 by scalar 128-bit products in one loop
@@ -322,24 +322,43 @@ def philox_blocks_wide(k0, k1, c1, block, nblocks, buf, pos):
     _philox_lanes(k0, k1, c1, block + np.uint64(done), nblocks - done, words[4 * done:])
 
 
+@njit(inline="always")
+def _philox_paired(k0, k1, c1, block, nblocks, buf, pos):
+    """As ``_philox_wide``, two blocks at a time with one 64 x 64 -> 128-bit product each."""
+    end = pos + 4 * nblocks
+    while pos + 8 <= end:
+        a0, a1, a2, a3, b0, b1, b2, b3 = _philox_pair(block, block + _U1, c1, k0, k1)
+        buf[pos] = a0
+        buf[pos + 1] = a1
+        buf[pos + 2] = a2
+        buf[pos + 3] = a3
+        buf[pos + 4] = b0
+        buf[pos + 5] = b1
+        buf[pos + 6] = b2
+        buf[pos + 7] = b3
+        pos += 8
+        block = block + _U2
+    if pos < end:
+        w0, w1, w2, w3 = _philox_block(block, c1, k0, k1)
+        buf[pos] = w0
+        buf[pos + 1] = w1
+        buf[pos + 2] = w2
+        buf[pos + 3] = w3
+
+
+@_kernel_jit
+def philox_blocks_wide(k0, k1, c1, block, nblocks, buf, pos):
+    """``_philox_wide`` on its own (for the tests: ``philox_into`` inlines the one it uses)."""
+    _philox_wide(k0, k1, c1, block, nblocks, buf, pos)
+
+
 @_kernel_jit
 def philox_blocks_paired(k0, k1, c1, block, nblocks, buf, pos):
-    """As ``philox_blocks_wide``, two blocks at a time with one 64 x 64 -> 128-bit product each."""
-    done = 0
-    while done + 2 <= nblocks:
-        _philox_pair_into(k0, k1, c1, block, buf, pos + 4 * done)
-        done += 2
-        block = block + _U2
-    if done < nblocks:
-        w0, w1, w2, w3 = _philox_block(block, c1, k0, k1)
-        at = pos + 4 * done
-        buf[at] = w0
-        buf[at + 1] = w1
-        buf[at + 2] = w2
-        buf[at + 3] = w3
+    """``_philox_paired`` on its own (for the tests: ``philox_into`` inlines the one it uses)."""
+    _philox_paired(k0, k1, c1, block, nblocks, buf, pos)
 
 
-_philox_blocks = philox_blocks_wide if WIDE_VECTORS else philox_blocks_paired
+_philox_blocks = _philox_wide if WIDE_VECTORS else _philox_paired
 
 
 @_kernel_jit
