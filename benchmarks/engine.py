@@ -3,6 +3,9 @@
 
     python benchmarks/engine.py [--size 8192] [--repeat 3] [--threads N] [--dtype float32]
 
+--threads N sets the threads of torch and of the weightinit CPU backends alike
+(--threads 1: one core against one core).
+
 For each case it prints values/s of every weightinit CPU backend, of
 torch.nn.init (when torch is installed) filling a tensor of the same dtype and
 of NumPy's own Generator.standard_normal / .random (float64 for float64, else
@@ -50,7 +53,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=8192, help="square matrix side for the elementwise cases")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="threads for torch (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for torch and the weightinit CPU backends (default: all cores)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64", "float16", "bfloat16"),
                         help="output dtype of every implementation")
     args = parser.parse_args()
@@ -66,9 +70,11 @@ def main() -> None:
     backends = []
     for name in ("numpy", "numba"):
         try:
-            backends.append(get_backend(name))
+            backend = get_backend(name)
         except BackendUnavailable as why:
             print(f"# {name}: {why}")
+            continue
+        backends.append(type(backend)(threads=args.threads) if args.threads else backend)
     print(f"# cores/threads: {threads}; numpy {np.__version__}; torch {torch_version}; dtype {args.dtype}")
     numpy_dtype = np.float64 if args.dtype == "float64" else np.float32
     numpy_label = "f64" if args.dtype == "float64" else "f32"
