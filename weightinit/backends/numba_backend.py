@@ -144,8 +144,8 @@ def _compress8(typingctx, flags, i, words, where, tail_words, count):
     """For the k indices i + j (j < 8) with flags[i + j] != 0, in order: where[count:count + k] = the
     indices, tail_words[count:count + k] = words at them; returns count + k.
 
-    Register compresses (vpcompressq) and full 8-lane stores, so ``where`` and ``tail_words``
-    need 8 slots past the last one written: the compress-to-memory form is slow on AMD Zen 4.
+    Register compresses (vpcompressq) and full 8-lane stores at ``count`` (the compress-to-memory
+    form is slow on AMD Zen 4), so the caller keeps count + 8 within ``where`` and ``tail_words``.
     """
     u64_array = types.Array(types.uint64, 1, "C")
     if flags != types.Array(types.uint8, 1, "C") or words != u64_array or tail_words != u64_array \
@@ -668,7 +668,7 @@ def _tail_list(flags, m, words, where, tail_words):
     count = 0
     i = 0
     if VECTOR_COMPRESS:
-        while i + 8 <= m:
+        while i + 8 <= m:  # count <= i, so the 8 lanes stored at count end by i + 8 <= m
             count = _compress8(flags, i, words, where, tail_words, count)
             i += 8
     while i < m:
@@ -692,8 +692,8 @@ def _normal_family(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, o
     n = out.size
     buf = np.empty(CHUNK_WORDS, np.uint64)
     flags = np.empty(CHUNK_WORDS, np.uint8)
-    where = np.empty(CHUNK_WORDS + 8, np.int64)  # _compress8 stores 8 lanes
-    tail_words = np.empty(CHUNK_WORDS + 8, np.uint64)
+    where = np.empty(CHUNK_WORDS, np.int64)
+    tail_words = np.empty(CHUNK_WORDS, np.uint64)
     tail_q = np.empty(CHUNK_WORDS, np.float64)
     tail_r = np.empty(CHUNK_WORDS, np.float64)
     tail_z = np.empty(CHUNK_WORDS, np.float64)
