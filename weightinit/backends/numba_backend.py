@@ -300,7 +300,7 @@ def _philox_pair_into(k0, k1, c1, block, words, at):
     words[at + 7] = b3
 
 
-#: Blocks per step of ``philox_blocks_wide``: 8 in vector lanes, 2 by the scalar multiplier.
+#: Blocks per step of ``_philox_wide``: 8 in vector lanes, 2 by the scalar multiplier.
 _WIDE_STEP = 10
 
 
