@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Engine throughput beside its anchors, in one run on one machine and thread count.
 
-    python benchmarks/engine.py [--size 8192] [--repeat 3] [--threads N]
+    python benchmarks/engine.py [--size 8192] [--repeat 3] [--threads N] [--dtype float32]
+
+--threads N sets the threads of torch and of the weightinit CPU backends alike
+(--threads 1: one core against one core).
 
 For each case it prints values/s of every weightinit CPU backend, of
-torch.nn.init (when torch is installed) and of NumPy's own
-Generator.standard_normal / .random, and the ratios to torch.
+torch.nn.init (when torch is installed) filling a tensor of the same dtype and
+of NumPy's own Generator.standard_normal / .random (float64 for float64, else
+float32), and the ratios to torch.
 """
 
 from __future__ import annotations
@@ -49,7 +53,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=8192, help="square matrix side for the elementwise cases")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="threads for torch (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for torch and the weightinit CPU backends (default: all cores)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64", "float16", "bfloat16"),
+                        help="output dtype of every implementation")
     args = parser.parse_args()
 
     threads = args.threads or wi.backends.base.cpu_threads()
@@ -63,23 +70,32 @@ def main() -> None:
     backends = []
     for name in ("numpy", "numba"):
         try:
-            backends.append(get_backend(name))
+            backend = get_backend(name)
         except BackendUnavailable as why:
             print(f"# {name}: {why}")
-    print(f"# cores/threads: {threads}; numpy {np.__version__}; torch {torch_version}")
+            continue
+        backends.append(type(backend)(threads=args.threads) if args.threads else backend)
+    print(f"# cores/threads: {threads}; numpy {np.__version__}; torch {torch_version}; dtype {args.dtype}")
+    numpy_dtype = np.float64 if args.dtype == "float64" else np.float32
+    numpy_label = "f64" if args.dtype == "float64" else "f32"
     print(f"{'case':38s} {'impl':28s} {'M values/s':>11s} {'vs torch':>9s}")
     rng = np.random.default_rng(0)
     for label, spec, torch_fn, numpy_kind in cases(args.size):
+        spec = dict(spec, dtype=args.dtype)
         numel = int(np.prod(spec["shape"]))
         rates: dict[str, float] = {}
         if torch is not None:
-            tensor = torch.empty(spec["shape"], dtype=torch.float32)
-            rates["torch.nn.init"] = numel / best_seconds(lambda: torch_fn(tensor), args.repeat)
+            tensor = torch.empty(spec["shape"], dtype=getattr(torch, args.dtype))
+            try:
+                rates["torch.nn.init"] = numel / best_seconds(lambda: torch_fn(tensor), args.repeat)
+            except RuntimeError as why:  # e.g. no CPU QR for float16
+                print(f"# {label}: torch.nn.init on {args.dtype}: {str(why).splitlines()[0]}")
         if numpy_kind == "normal":
-            rates["numpy standard_normal f32"] = numel / best_seconds(
-                lambda: rng.standard_normal(numel, dtype=np.float32), args.repeat)
+            rates[f"numpy standard_normal {numpy_label}"] = numel / best_seconds(
+                lambda: rng.standard_normal(numel, dtype=numpy_dtype), args.repeat)
         elif numpy_kind == "uniform":
-            rates["numpy random f32"] = numel / best_seconds(lambda: rng.random(numel, dtype=np.float32), args.repeat)
+            rates[f"numpy random {numpy_label}"] = numel / best_seconds(
+                lambda: rng.random(numel, dtype=numpy_dtype), args.repeat)
         for backend in backends:
             wi.generate(dict(spec, shape=[8, 8] if spec["scheme"] != "orthogonal" else [16, 16]), backend=backend)
             rates[f"weightinit[{backend.name}]"] = numel / best_seconds(

@@ -9,6 +9,11 @@ points of AS 241, the far tail, the float16 overflow and subnormal edges.
 from __future__ import annotations
 
 import math
+import os
+import platform
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -156,6 +161,38 @@ def test_generate_through_the_engine_matches_numpy():
         assert got.tobytes() == want.tobytes(), spec
 
 
+#: A CPU without AVX-512 (Haswell's feature set), for Numba to compile for: Philox by 128-bit
+#: products and the tail lists by a scalar loop instead of vector lanes and register compress.
+AVX2_TARGET = {"NUMBA_CPU_NAME": "haswell",
+               "NUMBA_CPU_FEATURES": "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+lzcnt,+mmx,+movbe,"
+                                     "+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave"}
+
+_AVX2_CHILD = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from test_backend_numba import KERNELS, KEYS, nb, NumpyBackend
+    assert not nb.WIDE_VECTORS and not nb.VECTOR_COMPRESS, "the AVX2 target was not taken"
+    backend, reference = nb.NumbaBackend(threads=1), NumpyBackend(threads=1)
+    for name in ("uniform[-0.3,0.7)", "normal(0,1)", "trunc torch std=0.02 [-0.04,0.04]", "trunc [5,30] (far tail)",
+                 "trunc [-100,100]"):
+        for dtype in ("float32", "float16"):
+            for key, start, count in ((KEYS[0], 3, 2 * nb.CHUNK_WORDS + 7), (KEYS[2], 2**40 - 5, 1001)):
+                got = backend.random(KERNELS[name], key, start, start + count, dtype)
+                want = reference.random(KERNELS[name], key, start, start + count, dtype)
+                assert got.tobytes() == want.tobytes(), (name, dtype, start, count)
+    print("same bytes")
+""")
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="an x86-64 target")
+def test_same_bytes_compiled_for_a_cpu_without_avx512():
+    """The kernels compiled for AVX2 only (a fresh process: Numba reads its target at import)."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run([sys.executable, "-c", _AVX2_CHILD, tests], env={**os.environ, **AVX2_TARGET},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "same bytes" in done.stdout, done.stderr[-3000:]
+
+
 def test_warmup_compiles_every_kernel():
     nb.NumbaBackend(threads=1).warmup()
 
@@ -173,6 +210,20 @@ def test_philox_words_equal_numpy_philox(substream, start, count):
         nb.philox_into(np.uint64(key[0]), np.uint64(key[1]), np.uint64(substream), start, count, buf)
         assert buf[:count].tolist() == philox_words(key, start, count, substream).tolist()
         assert (buf[count:] == 0xDEAD).all(), "wrote past count"
+
+
+@pytest.mark.parametrize("generator", [nb.philox_blocks_wide, nb.philox_blocks_paired])
+@pytest.mark.parametrize("block,nblocks,pos", [(0, 0, 0), (0, 1, 0), (5, 2, 3), (2**38 - 1, 3, 1), (7, 8, 0),
+                                               (9, 9, 2), (3, 10, 1), (2**60, 17, 0), (11, 20, 0),
+                                               (2**62 - 20, 33, 5), (2**61 - 7, 47, 3)])
+def test_whole_block_generators_equal_numpy_philox(generator, block, nblocks, pos):
+    """Both block loops (the vectorised one and the 128-bit product one), whichever this CPU uses."""
+    for key in KEYS:
+        for substream in (SUBSTREAM_VALUES, 2**64 - 1):
+            buf = np.full(pos + 4 * nblocks + 4, 0xDEAD, dtype=np.uint64)
+            generator(np.uint64(key[0]), np.uint64(key[1]), np.uint64(substream), np.uint64(block), nblocks, buf, pos)
+            assert buf[pos:pos + 4 * nblocks].tolist() == philox_words(key, 4 * block, 4 * nblocks, substream).tolist()
+            assert (buf[:pos] == 0xDEAD).all() and (buf[pos + 4 * nblocks:] == 0xDEAD).all()
 
 
 @numba.njit(error_model="numpy")
@@ -199,6 +250,12 @@ def _store_all(x, out):
         nb._store(out, i, x[i])
 
 
+@numba.njit(error_model="numpy")
+def _float16_by_integers_all(x, out):
+    for i in range(x.size):
+        out[i] = np.uint16(nb._float32_to_float16_bits(np.float32(x[i])))
+
+
 def special_doubles() -> np.ndarray:
     rng = np.random.default_rng(1)
     bits = rng.integers(0, 2**63, size=20_000, dtype=np.uint64)
@@ -208,6 +265,25 @@ def special_doubles() -> np.ndarray:
                               T.SQRT_HALF, np.nextafter(T.SQRT_HALF, 0), np.nextafter(T.SQRT_HALF, 1),
                               1.7976931348623157e308]])
     return values[np.isfinite(values)]
+
+
+@numba.njit(error_model="numpy")
+def _open_q_all(words, out):
+    for i in range(words.size):
+        out[i] = nb._open_q(words[i])
+
+
+def test_open_q_equals_open_uniform_minus_half():
+    """The normal kernel's shortcut for q = p - 1/2, on random words and on k = w >> 12 near 0,
+    2**50, 2**51 (p = 1/2) and 2**52 - 1, low bits clear and set."""
+    rng = np.random.default_rng(5)
+    k = np.concatenate([np.arange(0, 3000), 2**52 - 1 - np.arange(0, 3000), 2**51 + np.arange(-3000, 3000),
+                        2**50 + np.arange(-3000, 3000)]).astype(np.uint64)
+    words = np.concatenate([rng.integers(0, 2**64, size=200_000, dtype=np.uint64), k << np.uint64(12),
+                            (k << np.uint64(12)) | np.uint64(0xFFF)])
+    got = np.empty(words.size)
+    _open_q_all(words, got)
+    assert got.tobytes() == (T.open_uniform(words) - 0.5).tobytes()
 
 
 def test_frexp_equals_numpy():
@@ -292,3 +368,22 @@ def test_rounding_to_storage_equals_reference(dtype):
     out = np.empty(values.size, dtype=base.storage_dtype(dtype))
     _store_all(values, nb._compiled_out(out, dtype))
     assert out.tobytes() == want.tobytes()
+    if dtype == "float16":  # the integer rounding, used where the CPU has no float16 conversion (no F16C)
+        by_integers = np.empty(values.size, dtype=np.uint16)
+        _float16_by_integers_all(values, by_integers)
+        assert by_integers.tobytes() == want.tobytes()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_float16_of_nan_and_inf_equals_reference():
+    """NaNs (quiet, signalling, with payloads, either sign) and infinities, by the CPU's conversion
+    and by the integer rounding: float64 -> float32 quiets a NaN first, so both keep NumPy's bits."""
+    nan_bits = np.array([0x7FF8000000000000, 0xFFF8000000000000, 0x7FF8000000000001, 0x7FFC000000000000,
+                         0x7FF8123456789ABC, 0xFFFFFFFFFFFFFFFF, 0x7FF0000000000001, 0x7FF4000000000000],
+                        dtype=np.uint64)
+    values = np.concatenate([nan_bits.view(np.float64), [np.inf, -np.inf, np.inf * 0.0]])
+    want = T.round_to_storage(values, "float16").view(np.uint16)
+    by_store, by_integers = np.empty(values.size, np.uint16), np.empty(values.size, np.uint16)
+    _store_all(values, by_store)
+    _float16_by_integers_all(values, by_integers)
+    assert by_store.tolist() == want.tolist() and by_integers.tolist() == want.tolist()

@@ -9,15 +9,20 @@ multiply-add; the tests compare the bytes against the NumPy backend.
 
 What differs is only how the work is scheduled:
 
-- Philox4x64-10 is computed here too (the 64x64 -> 128-bit product is one
-  LLVM ``mul i128``), giving the words of ``numpy.random.Philox`` at about
-  twice its speed, a chunk at a time into a small buffer that stays in L1;
+- Philox4x64-10 is computed here too, a chunk at a time into a small buffer
+  that stays in L1. With AVX-512DQ, 8 blocks run in vector lanes (high
+  products from 32-bit halves) beside 2 by the scalar 64x64 -> 128-bit
+  product, which works while the vector units do; elsewhere pairs of blocks by
+  the 128-bit product alone. Either gives the words of ``numpy.random.Philox``;
 - words become uniforms through their bits (exact, see ``_open_uniform``),
   and the loops are written so that LLVM vectorises them: the uniform map, the
-  central region of the inverse normal CDF over every element, the tail
-  (log, sqrt, near-tail ratio) over a compacted list of the ~15% tail
-  elements, the rounding to the storage dtype; only the far tail (r > 5,
-  p < 1.4e-11) is scalar;
+  central region of the inverse normal CDF over every element (noting which
+  are tail elements), the tail (log, sqrt, near-tail ratio) over a list of
+  the ~15% tail elements (built by register compress with AVX-512), the
+  rounding to the storage dtype (float16 by the CPU's F16C conversion where it
+  exists); only the far tail (r > 5, p < 1.4e-11) is scalar;
+- every loop writes through a slice starting at 0 (``out[pos:pos + m]``), so
+  no index can be negative and LLVM stores contiguously instead of scattering;
 - ``random_into`` cuts a range into parts that the calling thread and the
   shared pool's threads take from one queue; the compiled functions release
   the GIL, so the parts run in parallel.
@@ -34,8 +39,9 @@ import math
 import threading
 
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ..engine import transforms as T
@@ -54,6 +60,27 @@ def _kernel_jit(fn):
     except RuntimeError as why:  # no writable cache location
         log.info("numba backend: no disk cache for %s: %s", fn.__name__, why)
         return njit(nogil=True, cache=False, error_model="numpy")(fn)
+
+# ---------------------------------------------------------------------------
+# The compile target: some loops are written one way or another by what the CPU has
+# (the bytes are the same either way; the tests compile both for an AVX2-only CPU too).
+
+
+def _target_features() -> list[str]:
+    """The CPU features Numba compiles for, as it picks them ("+avx512dq", ...)."""
+    from numba.core import config
+
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else binding.get_host_cpu_features().flatten()
+    return features.split(",")
+
+
+#: AVX-512DQ: Philox in 8 vector lanes (64-bit products), tail lists by register compress.
+WIDE_VECTORS = "+avx512dq" in _target_features()
+#: F16C: float32 -> float16 is one CPU instruction; else an integer rounding.
+HALF_BY_CPU = "+f16c" in _target_features()
+#: llvm.experimental.vector.compress exists from LLVM 19 on.
+VECTOR_COMPRESS = WIDE_VECTORS and binding.llvm_version_info >= (19,)
+
 
 # ---------------------------------------------------------------------------
 # Bit-level helpers (LLVM intrinsics: one instruction each, vectorisable).
@@ -109,6 +136,50 @@ def _f32_bits(typingctx, x):
     return types.uint32(types.float32), codegen
 
 
+_I64X8 = ir.VectorType(ir.IntType(64), 8)
+
+
+@intrinsic
+def _compress8(typingctx, flags, i, words, where, tail_words, count):
+    """For the k indices i + j (j < 8) with flags[i + j] != 0, in order: where[count:count + k] = the
+    indices, tail_words[count:count + k] = words at them; returns count + k.
+
+    Register compresses (vpcompressq) and full 8-lane stores at ``count`` (the compress-to-memory
+    form is slow on AMD Zen 4), so the caller keeps count + 8 within ``where`` and ``tail_words``.
+    """
+    u64_array = types.Array(types.uint64, 1, "C")
+    if flags != types.Array(types.uint8, 1, "C") or words != u64_array or tail_words != u64_array \
+            or where != types.Array(types.int64, 1, "C"):
+        return None
+    sig = types.int64(flags, types.int64, words, where, tail_words, types.int64)
+
+    def codegen(context, builder, signature, args):
+        def data(position):
+            return context.make_array(signature.args[position])(context, builder, args[position]).data
+
+        def lanes_at(pointer, offset, vector_type):
+            return builder.bitcast(builder.gep(pointer, [offset]), vector_type.as_pointer())
+
+        first, count = args[1], args[5]
+        bytes8 = ir.VectorType(ir.IntType(8), 8)
+        flag_bytes = builder.load(lanes_at(data(0), first, bytes8), align=1)
+        mask = builder.icmp_unsigned("!=", flag_bytes, ir.Constant(bytes8, [0] * 8))
+        compress = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_I64X8, [_I64X8, mask.type, _I64X8]),
+            "llvm.experimental.vector.compress.v8i64")
+        index = builder.insert_element(ir.Constant(_I64X8, ir.Undefined), first, ir.Constant(ir.IntType(32), 0))
+        index = builder.shuffle_vector(index, ir.Constant(_I64X8, ir.Undefined),
+                                       ir.Constant(ir.VectorType(ir.IntType(32), 8), [0] * 8))
+        index = builder.add(index, ir.Constant(_I64X8, list(range(8))))
+        for vector, target in ((index, data(3)), (builder.load(lanes_at(data(2), first, _I64X8), align=8), data(4))):
+            packed = builder.call(compress, [vector, mask, ir.Constant(_I64X8, ir.Undefined)])
+            builder.store(packed, lanes_at(target, count, _I64X8), align=8)
+        taken = builder.zext(builder.ctpop(builder.bitcast(mask, ir.IntType(8))), ir.IntType(64))
+        return builder.add(count, taken)
+
+    return sig, codegen
+
+
 # ---------------------------------------------------------------------------
 # Philox4x64-10: words [start, start + count) of a substream into buf[:count].
 
@@ -120,6 +191,12 @@ _U0 = np.uint64(0)
 _U1 = np.uint64(1)
 _U2 = np.uint64(2)
 _U3 = np.uint64(3)
+_U4 = np.uint64(4)
+_U5 = np.uint64(5)
+_U6 = np.uint64(6)
+_U7 = np.uint64(7)
+_U8 = np.uint64(8)
+_U9 = np.uint64(9)
 
 
 @njit(inline="always")
@@ -159,6 +236,131 @@ def _philox_pair(a0, b0, c1, k0, k1):
     return a0, a1, a2, a3, b0, b1, b2, b3
 
 
+# The same rounds for 8 blocks at a time, in vector lanes. AVX-512 has a 64-bit low product
+# (vpmullq) but no high one, so the high half is put together from four 32 x 32 -> 64-bit
+# products (vpmuludq); where AVX-512DQ is missing the scalar pair loop above is faster.
+
+_LOW32 = np.uint64(0xFFFFFFFF)
+_SH32 = np.uint64(32)
+_M0_LOW, _M0_HIGH = np.uint64(MULTIPLIERS[0] & 0xFFFFFFFF), np.uint64(MULTIPLIERS[0] >> 32)
+_M1_LOW, _M1_HIGH = np.uint64(MULTIPLIERS[1] & 0xFFFFFFFF), np.uint64(MULTIPLIERS[1] >> 32)
+
+
+@njit(inline="always")
+def _mulhi_by_halves(x, m_low, m_high):
+    """High 64 bits of x * m from 32-bit halves: no partial sum below overflows 64 bits."""
+    x_low = x & _LOW32
+    x_high = x >> _SH32
+    low_low = x_low * m_low
+    middle = x_low * m_high + (low_low >> _SH32)
+    other = x_high * m_low + (middle & _LOW32)
+    return x_high * m_high + (middle >> _SH32) + (other >> _SH32)
+
+
+@njit(inline="always")
+def _round_by_halves(c0, c1, c2, c3, k0, k1):
+    """One Philox round with the high products by halves and the low ones as plain products."""
+    return (_mulhi_by_halves(c2, _M1_LOW, _M1_HIGH) ^ c1 ^ k0, c2 * _M1,
+            _mulhi_by_halves(c0, _M0_LOW, _M0_HIGH) ^ c3 ^ k1, c0 * _M0)
+
+
+@njit(inline="always")
+def _philox_lanes(k0, k1, c1, block, nblocks, words):
+    """Blocks ``[block, block + nblocks)`` into ``words[:4 * nblocks]``: the loop over blocks
+    vectorises (the round keys k + r * Weyl are loop constants)."""
+    for b in range(nblocks):
+        c0, c1_, c2, c3 = block + np.uint64(b), c1, _U0, _U0
+        c0, c1_, c2, c3 = _round_by_halves(c0, c1_, c2, c3, k0, k1)
+        c0, c1_, c2, c3 = _round_by_halves(c0, c1_, c2, c3, k0 + _W0, k1 + _W1)
+        c0, c1_, c2, c3 = _round_by_halves(c0, c1_, c2, c3, k0 + _W0 * _U2, k1 + _W1 * _U2)
+        c0, c1_, c2, c3 = _round_by_halves(c0, c1_, c2, c3, k0 + _W0 * _U3, k1 + _W1 * _U3)
+        c0, c1_, c2, c3 = _round_by_halves(c0, c1_, c2, c3, k0 + _W0 * _U4, k1 + _W1 * _U4)
+        c0, c1_, c2, c3 = _round_by_halves(c0, c1_, c2, c3, k0 + _W0 * _U5, k1 + _W1 * _U5)
+        c0, c1_, c2, c3 = _round_by_halves(c0, c1_, c2, c3, k0 + _W0 * _U6, k1 + _W1 * _U6)
+        c0, c1_, c2, c3 = _round_by_halves(c0, c1_, c2, c3, k0 + _W0 * _U7, k1 + _W1 * _U7)
+        c0, c1_, c2, c3 = _round_by_halves(c0, c1_, c2, c3, k0 + _W0 * _U8, k1 + _W1 * _U8)
+        c0, c1_, c2, c3 = _round_by_halves(c0, c1_, c2, c3, k0 + _W0 * _U9, k1 + _W1 * _U9)
+        words[4 * b] = c0
+        words[4 * b + 1] = c1_
+        words[4 * b + 2] = c2
+        words[4 * b + 3] = c3
+
+
+@njit(inline="always")
+def _philox_pair_into(k0, k1, c1, block, words, at):
+    """Blocks ``block`` and ``block + 1`` into ``words[at:at + 8]`` by 128-bit products."""
+    a0, a1, a2, a3, b0, b1, b2, b3 = _philox_pair(block, block + _U1, c1, k0, k1)
+    words[at] = a0
+    words[at + 1] = a1
+    words[at + 2] = a2
+    words[at + 3] = a3
+    words[at + 4] = b0
+    words[at + 5] = b1
+    words[at + 6] = b2
+    words[at + 7] = b3
+
+
+#: Blocks per step of ``_philox_wide``: 8 in vector lanes, 2 by the scalar multiplier.
+_WIDE_STEP = 10
+
+
+@njit(inline="always")
+def _philox_wide(k0, k1, c1, block, nblocks, buf, pos):
+    """Blocks ``[block, block + nblocks)`` of substream ``c1`` into ``buf[pos:pos + 4 * nblocks]``.
+
+    Each step computes 8 blocks in vector lanes and 2 by scalar 128-bit products in one loop
+    body, so the integer multiplier works while the vector units do (the lanes alone keep the
+    vector units full: measured 1.2x the words per second on AMD Zen 4); the rest in lanes.
+    """
+    words = buf[pos:pos + 4 * nblocks]  # indices from 0: no negative-index wraparound to check
+    done = 0
+    while done + _WIDE_STEP <= nblocks:
+        step = words[4 * done:4 * (done + _WIDE_STEP)]
+        _philox_lanes(k0, k1, c1, block + np.uint64(done), 8, step)
+        _philox_pair_into(k0, k1, c1, block + np.uint64(done + 8), step, 32)
+        done += _WIDE_STEP
+    _philox_lanes(k0, k1, c1, block + np.uint64(done), nblocks - done, words[4 * done:])
+
+
+@njit(inline="always")
+def _philox_paired(k0, k1, c1, block, nblocks, buf, pos):
+    """As ``_philox_wide``, two blocks at a time with one 64 x 64 -> 128-bit product each."""
+    end = pos + 4 * nblocks
+    while pos + 8 <= end:
+        a0, a1, a2, a3, b0, b1, b2, b3 = _philox_pair(block, block + _U1, c1, k0, k1)
+        buf[pos] = a0
+        buf[pos + 1] = a1
+        buf[pos + 2] = a2
+        buf[pos + 3] = a3
+        buf[pos + 4] = b0
+        buf[pos + 5] = b1
+        buf[pos + 6] = b2
+        buf[pos + 7] = b3
+        pos += 8
+        block = block + _U2
+    if pos < end:
+        w0, w1, w2, w3 = _philox_block(block, c1, k0, k1)
+        buf[pos] = w0
+        buf[pos + 1] = w1
+        buf[pos + 2] = w2
+        buf[pos + 3] = w3
+
+
+@_kernel_jit
+def philox_blocks_wide(k0, k1, c1, block, nblocks, buf, pos):
+    """``_philox_wide`` on its own (for the tests: ``philox_into`` inlines the one it uses)."""
+    _philox_wide(k0, k1, c1, block, nblocks, buf, pos)
+
+
+@_kernel_jit
+def philox_blocks_paired(k0, k1, c1, block, nblocks, buf, pos):
+    """``_philox_paired`` on its own (for the tests: ``philox_into`` inlines the one it uses)."""
+    _philox_paired(k0, k1, c1, block, nblocks, buf, pos)
+
+
+_philox_blocks = _philox_wide if WIDE_VECTORS else _philox_paired
+
+
 @_kernel_jit
 def philox_into(k0, k1, c1, start, count, buf):
     """Words ``[start, start + count)`` of substream ``c1`` under key (k0, k1) into ``buf[:count]``.
@@ -190,29 +392,18 @@ def philox_into(k0, k1, c1, start, count, buf):
             buf[0] = w3
             pos = 1
         block = block + _U1
-    while pos + 8 <= count:
-        a0, a1, a2, a3, b0, b1, b2, b3 = _philox_pair(block, block + _U1, c1, k0, k1)
-        buf[pos] = a0
-        buf[pos + 1] = a1
-        buf[pos + 2] = a2
-        buf[pos + 3] = a3
-        buf[pos + 4] = b0
-        buf[pos + 5] = b1
-        buf[pos + 6] = b2
-        buf[pos + 7] = b3
-        pos += 8
-        block = block + _U2
-    while pos < count:
+    whole = (count - pos) >> 2
+    if whole > 0:
+        _philox_blocks(k0, k1, c1, block, whole, buf, pos)
+        pos += 4 * whole
+        block = block + np.uint64(whole)
+    if pos < count:
         w0, w1, w2, w3 = _philox_block(block, c1, k0, k1)
         buf[pos] = w0
         if pos + 1 < count:
             buf[pos + 1] = w1
         if pos + 2 < count:
             buf[pos + 2] = w2
-        if pos + 3 < count:
-            buf[pos + 3] = w3
-        pos += 4
-        block = block + _U1
 
 
 # ---------------------------------------------------------------------------
@@ -248,6 +439,14 @@ def _uniform01(w):
 def _open_uniform(w):
     """(2 * (w >> 12) + 1) * 2**-53 = (w >> 12) * 2**-52 + 2**-53."""
     return (_bits_f64(_ONE_BITS | (w >> _SH12)) - 1.0) + _TWO_POW_M53
+
+
+@njit(inline="always")
+def _open_q(w):
+    """open_uniform(w) - 1/2 as (1 + k * 2**-52 - 3/2) + 2**-53, k = w >> 12: every step is exact,
+    (k - 2**51) * 2**-52 and then (2k + 1 - 2**52) * 2**-53, an odd integer below 2**52 times
+    2**-53, as is open_uniform(w) - 1/2 itself, so the two are the same double."""
+    return (_bits_f64(_ONE_BITS | (w >> _SH12)) - 1.5) + _TWO_POW_M53
 
 
 @njit(inline="always")
@@ -391,6 +590,21 @@ def _float32_to_float16_bits(single):
     return sign | h
 
 
+@intrinsic
+def _float32_to_float16_bits_by_cpu(typingctx, single):
+    """The CPU's own float32 -> float16 conversion (x86 F16C vcvtps2ph, eight or sixteen per
+    instruction): IEEE round to nearest even, which is NumPy's rounding for every value; a NaN
+    stays a quiet NaN with the top payload bits, as NumPy keeps it (the only NaNs reaching it,
+    from arithmetic and float64 -> float32, are quiet)."""
+    if single != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return types.uint16(types.float32), codegen
+
+
 @njit(inline="always")
 def _float32_to_bfloat16_bits(single):
     """(b + 0x7FFF + ((b >> 16) & 1)) >> 16 in 64-bit arithmetic, as transforms.float32_to_bfloat16_bits."""
@@ -414,7 +628,10 @@ def _store_overload(out, i, x):
             out[i] = np.float32(x)
     elif dtype == types.uint16:
         def store(out, i, x):
-            out[i] = np.uint16(_float32_to_float16_bits(np.float32(x)))
+            if HALF_BY_CPU:
+                out[i] = _float32_to_float16_bits_by_cpu(np.float32(x))
+            else:
+                out[i] = np.uint16(_float32_to_float16_bits(np.float32(x)))
     elif dtype == types.int16:
         def store(out, i, x):
             out[i] = np.int16(np.uint16(_float32_to_bfloat16_bits(np.float32(x))))
@@ -439,58 +656,82 @@ def fill_uniform(k0, k1, c1, start, low, width, out):
     while pos < n:
         m = min(CHUNK_WORDS - ((start + pos) & 3), n - pos)
         philox_into(k0, k1, c1, start + pos, m, buf)
+        dst = out[pos:pos + m]
         for i in range(m):
-            _store(out, pos + i, low + width * _uniform01(buf[i]))
+            _store(dst, i, low + width * _uniform01(buf[i]))
         pos += m
+
+
+@njit(inline="always")
+def _tail_list(flags, m, words, where, tail_words):
+    """The indices i < m with flags[i] != 0 into where[:count], words[i] into tail_words[:count]."""
+    count = 0
+    i = 0
+    if VECTOR_COMPRESS:
+        while i + 8 <= m:  # count <= i, so the 8 lanes stored at count end by i + 8 <= m
+            count = _compress8(flags, i, words, where, tail_words, count)
+            i += 8
+    while i < m:
+        where[count] = i
+        tail_words[count] = words[i]
+        count += flags[i]
+        i += 1
+    return count
 
 
 @njit(inline="always")
 def _normal_family(k0, k1, c1, start, mean, std, p_low, p_width, sign, lo, hi, out, truncated):
     """The normal and truncated normal kernels; ``truncated`` is a compile-time constant.
 
-    Per chunk: (1) every element by the central formula, vectorised; (2) the
-    elements with |p - 1/2| > 0.425 listed (branch-free compaction); (3) their
-    tail r and near-tail z, vectorised over the list; (4) stored over the
-    central results, with the far tail (r > 5) computed there, one at a time.
+    Per chunk: (1) every element by the central formula, vectorised, noting
+    the elements with |p - 1/2| > 0.425; (2) those listed (register compress
+    where AVX-512 has it); (3) their tail r and near-tail z, vectorised over
+    the list; (4) stored over the central results, with the far tail (r > 5)
+    computed there, one at a time.
     """
     n = out.size
     buf = np.empty(CHUNK_WORDS, np.uint64)
+    flags = np.empty(CHUNK_WORDS, np.uint8)
     where = np.empty(CHUNK_WORDS, np.int64)
-    tail_p = np.empty(CHUNK_WORDS, np.float64)
+    tail_words = np.empty(CHUNK_WORDS, np.uint64)
+    tail_q = np.empty(CHUNK_WORDS, np.float64)
     tail_r = np.empty(CHUNK_WORDS, np.float64)
     tail_z = np.empty(CHUNK_WORDS, np.float64)
     pos = 0
     while pos < n:
         m = min(CHUNK_WORDS - ((start + pos) & 3), n - pos)
         philox_into(k0, k1, c1, start + pos, m, buf)
+        dst = out[pos:pos + m]
         for i in range(m):
-            p = p_low + _open_uniform(buf[i]) * p_width if truncated else _open_uniform(buf[i])
-            z = _ndtri_central(p - 0.5)
             if truncated:
-                _store(out, pos + i, _clamp(mean + std * (sign * z), lo, hi))
+                q = (p_low + _open_uniform(buf[i]) * p_width) - 0.5
+            else:  # open_uniform(w) - 1/2, one add fewer: see _open_q
+                q = _open_q(buf[i])
+            z = _ndtri_central(q)
+            flags[i] = not abs(q) <= T.PPND_SPLIT1  # the complement of the central test, as ndtri
+            if truncated:
+                _store(dst, i, _clamp(mean + std * (sign * z), lo, hi))
             else:
-                _store(out, pos + i, mean + std * z)
-        count = 0
-        for i in range(m):
-            p = p_low + _open_uniform(buf[i]) * p_width if truncated else _open_uniform(buf[i])
-            where[count] = i
-            tail_p[count] = p
-            count += not abs(p - 0.5) <= T.PPND_SPLIT1  # the complement of the central test, as ndtri
+                _store(dst, i, mean + std * z)
+        count = _tail_list(flags, m, buf, where, tail_words)
         for j in range(count):
-            p = tail_p[j]
-            r = _tail_r(p, p - 0.5)
+            w = tail_words[j]
+            p = p_low + _open_uniform(w) * p_width if truncated else _open_uniform(w)
+            q = p - 0.5
+            r = _tail_r(p, q)
+            tail_q[j] = q
             tail_r[j] = r
             tail_z[j] = _tail_near(r)
         for j in range(count):
             z = tail_z[j]
             if tail_r[j] > T.PPND_SPLIT2:
                 z = _tail_far(tail_r[j])
-            if tail_p[j] - 0.5 < 0.0:
+            if tail_q[j] < 0.0:
                 z = -z
             if truncated:
-                _store(out, pos + where[j], _clamp(mean + std * (sign * z), lo, hi))
+                _store(dst, where[j], _clamp(mean + std * (sign * z), lo, hi))
             else:
-                _store(out, pos + where[j], mean + std * z)
+                _store(dst, where[j], mean + std * z)
         pos += m
 
 
