@@ -607,7 +607,9 @@ def _allocate(header: pb.TensorHeader, out: np.ndarray | None) -> np.ndarray:
     count = header.stop - header.start
     dtype = _storage(dtype_name(header))
     if out is None:
-        return np.empty(count, dtype=dtype)
+        flat = np.empty(count, dtype=dtype)
+        memory.prefault(flat)  # its pages are zeroed on another core while the first chunks arrive
+        return flat
     flat = out.reshape(-1)
     if not out.flags.c_contiguous or flat.size != count or flat.dtype.itemsize != dtype.itemsize:
         raise ValueError(f"out must be C-contiguous with {count} elements of {dtype.itemsize} bytes")
