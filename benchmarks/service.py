@@ -7,7 +7,11 @@
    bytes (the ceiling); "protobuf" builds a GenerateResponse per chunk and the client
    parses it (plain grpcio usage). Also: Client.generate from a no-op server sending
    prebuilt valid streams (the client's cost alone), parallel range streams, and the
-   engine alone (no I/O). Best and median of the repetitions.
+   engine alone (no I/O). Best and median of the repetitions. This process tunes glibc
+   malloc as every Client does (weightinit.api.memory), which makes the raw stream itself
+   faster; "plain" is the same raw stream in a fresh process that never imported the client
+   (what a plain grpcio program gets), and "x plain" the ratio to it. CPU seconds per GB
+   of each side come from the process' CPU time.
 2. Latency of small tensors (one Generate call each).
 3. A 161-tensor ResNet-50-like manifest: one GenerateModel vs 161 Generate calls.
 4. Server peak RSS (VmHWM) while streaming 2 GiB, against the same after 256 MiB.
@@ -86,6 +90,19 @@ def noop_server(chunk_bytes: int, count: int) -> None:
     server.wait_for_termination()
 
 
+def plain_raw_stream(target: str) -> None:
+    """Prints the rate of one raw no-op stream received by a process that never imported
+    weightinit's client (glibc malloc as a plain grpcio program has it), after a warm-up."""
+    import grpc
+
+    with grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
+        stream = channel.unary_stream(SERVICE, request_serializer=None, response_deserializer=None)
+        sum(len(message) for message in stream(b""))
+        began = time.perf_counter()
+        received = sum(len(message) for message in stream(b""))
+        print(received / (time.perf_counter() - began) / 1e9)
+
+
 class Proc:
     def __init__(self, args: list[str]):
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
@@ -133,10 +150,14 @@ def main() -> None:
     parser.add_argument("--chunk-mib", type=float, default=1.0)
     parser.add_argument("--noop-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=256, help=argparse.SUPPRESS)
+    parser.add_argument("--plain-raw-stream", metavar="TARGET", help=argparse.SUPPRESS)
     args = parser.parse_args()
     chunk_bytes = int(args.chunk_mib * MIB)
     if args.noop_server:
         noop_server(chunk_bytes, args.count)
+        return
+    if args.plain_raw_stream:
+        plain_raw_stream(args.plain_raw_stream)
         return
 
     import grpc
@@ -193,7 +214,12 @@ def main() -> None:
                     return array.nbytes / (time.perf_counter() - began) / 1e9
                 return run
 
-            runs = {"raw": run_noop, "protobuf": run_noop_proto}
+            def run_plain_raw() -> float:
+                done = subprocess.run([sys.executable, __file__, "--plain-raw-stream", noop.target],
+                                      capture_output=True, text=True, cwd=REPO, check=True)
+                return float(done.stdout)
+
+            runs = {"raw": run_noop, "plain raw": run_plain_raw, "protobuf": run_noop_proto}
             for d in digests:
                 runs[f"noop client {d}"] = rate_of(lambda d=d: noop_clients[d].generate(zeros))
                 runs[f"client {d}"] = rate_of(lambda d=d: clients[d].generate(spec, chunk_elements=chunk_elements))
@@ -207,6 +233,10 @@ def main() -> None:
             for _ in range(reps):  # interleaved, so all see the same machine state
                 for name, run in runs.items():
                     source = server if name.startswith("client") else noop
+                    if name == "plain raw":  # another process: its own rate only
+                        rates[name].append(run())
+                        cpu[name].append((float("nan"), float("nan")))
+                        continue
                     mine, theirs, began = time.process_time(), source.cpu_seconds(), time.perf_counter()
                     rates[name].append(run())
                     gigabytes = rates[name][-1] * (time.perf_counter() - began)
@@ -270,10 +300,13 @@ def main() -> None:
         fresh.close()
 
     raw_best, raw_med = max(rates["raw"]), statistics.median(rates["raw"])
+    plain_best = max(rates["plain raw"])
     print()
-    print(f"{'measurement':<58} {'best / median':>14}  {'x raw no-op':>11}  {'CPU s/GB client + server':>24}")
-    print("-" * 113)
+    print(f"{'measurement':<58} {'best / median':>14}  {'x raw no-op':>11}  {'x plain':>7}  "
+          f"{'CPU s/GB client + server':>24}")
+    print("-" * 122)
     labels = {"raw": "no-op grpcio stream, pre-serialized bytes (GB/s)",
+              "plain raw": "  the same in a plain grpcio process, malloc untuned (GB/s)",
               "protobuf": "no-op grpcio stream, protobuf messages (GB/s)"}
     for d in digests:
         labels[f"noop client {d}"] = f"Client.generate from the no-op server, {d} (GB/s)"
@@ -284,7 +317,7 @@ def main() -> None:
         best, med = max(rates[name]), statistics.median(rates[name])
         mine, theirs = (statistics.median(side) for side in zip(*cpu[name]))
         print(f"{label:<58} {best:>6.2f} / {med:<5.2f}  {best / raw_best:>5.2f} / {med / raw_med:<4.2f}  "
-              f"{mine:>10.2f} + {theirs:<.2f}")
+              f"{best / plain_best:>7.2f}  {mine:>10.2f} + {theirs:<.2f}")
     print(f"{'engine alone, same tensor and chunks, no I/O (GB/s)':<58} {engine_rate:>14.2f}  {'':>11}  "
           f"{engine_cpu:>10.2f}")
     p50, p99 = np.percentile(latencies, [50, 99])
