@@ -5,9 +5,10 @@
 ...     w = client.generate({"scheme": "kaiming_normal", "shape": [512, 256], "seed": 7, "name": "fc1.weight"})
 
 Every tensor is verified against the digest the server sends after its last
-chunk (BLAKE3 unless ``Client(digest="sha256")``; :class:`IntegrityError` on mismatch). Every failure raises from the
-:mod:`weightinit.errors` family (never a raw ``grpc.RpcError``). A stream that breaks with
-``UNAVAILABLE`` is resumed from the last element received, after a backoff;
+chunk (BLAKE3 unless ``Client(digest="sha256")``; :class:`IntegrityError` on
+mismatch). Every failure raises from the :mod:`weightinit.errors` family
+(never a raw ``grpc.RpcError``). A stream that breaks with ``UNAVAILABLE`` is
+resumed from the last element received, after a backoff;
 the server's digest of a resumed stream covers the elements received before
 the break too (``GenerateRequest.hash_from``), so one digest still checks the
 whole result.
@@ -147,7 +148,8 @@ class _SpotCheck:
 class _TensorReceiver:
     """Checks one tensor's chunks: contiguous offsets, consistent header, digest at the end, in
     the algorithm the header names (and ``spot_check`` random elements against the local engine,
-    when asked). The digest runs on a helper thread over the received messages' bytes."""
+    when asked). The digest reads the received messages' bytes: BLAKE3 in the receive thread,
+    SHA-256 on a helper thread (``wire.ThreadedHasher``)."""
 
     def __init__(self, start: int | None, spot_check: int = 0, rng: random.Random | None = None):
         self.header: pb.TensorHeader | None = None
@@ -193,8 +195,9 @@ class _TensorReceiver:
                 raise IntegrityError("digest before the last element")
             received = self.hasher.digest()
             if received != digest:
-                raise IntegrityError(f"{wire.DIGEST_TITLES[self.hasher.algorithm]} mismatch for tensor {self.header.name!r}: "
-                                     f"received bytes are corrupt (expected {digest.hex()}, got {received.hex()})")
+                title = wire.DIGEST_TITLES[self.hasher.algorithm]
+                raise IntegrityError(f"{title} mismatch for tensor {self.header.name!r}: received bytes are "
+                                     f"corrupt (expected {digest.hex()}, got {received.hex()})")
             if self.spot is not None:
                 self.spot.verify(self.header)
             self.done = True
@@ -415,7 +418,7 @@ class Client:
         data (``GenerateRequest.digest_only``): compare it with ``hashlib.sha256`` (or
         ``blake3.blake3`` with ``algorithm="blake3"``) of a tensor you generated yourself."""
         request = pb.GenerateRequest(spec=convert.spec_from_any(spec), digest_only=True,
-                                     digest_algorithm=wire.digest_value(algorithm))
+                                     digest_algorithm=wire.digest_value(algorithm, "algorithm"))
         if start is not None:
             request.start = request.hash_from = start
         if stop is not None:
@@ -712,7 +715,7 @@ class LocalClient:
     def digest(self, spec: Any, *, start: int | None = None, stop: int | None = None,
                algorithm: str = "sha256") -> bytes:
         """Digest of the tensor's bytes (or of elements [start, stop)), as :meth:`Client.digest` answers."""
-        wire.digest_value(algorithm)  # an unknown name raises naming the argument
+        wire.digest_value(algorithm, "algorithm")  # an unknown name raises naming the argument
         hasher = wire.new_hash(algorithm)
         flat = np.asarray(self.generate(spec, start=start, stop=stop)).reshape(-1)
         hasher.update(flat.astype(flat.dtype.newbyteorder("<"), copy=False).tobytes())

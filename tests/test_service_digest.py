@@ -30,8 +30,8 @@ def _local_bytes(spec=SPEC, start=None, stop=None) -> bytes:
 
 def _raw_stream(target: str, request: pb.GenerateRequest) -> list[tuple[pb.GenerateResponse, bytes]]:
     with grpc.insecure_channel(target) as channel:
-        stub = channel.unary_stream(f"/{SERVICE_NAME}/Generate", request_serializer=pb.GenerateRequest.SerializeToString,
-                                    response_deserializer=None)
+        stub = channel.unary_stream(f"/{SERVICE_NAME}/Generate",
+                                    request_serializer=pb.GenerateRequest.SerializeToString, response_deserializer=None)
         return [(message, bytes(data)) for message, data in map(wire.decode_generate, stub(request, timeout=30))]
 
 
@@ -91,7 +91,10 @@ def test_unknown_algorithm_names_are_refused_on_the_client_side(server):
     assert caught.value.field == "digest"
     with Client(server.target) as client, pytest.raises(InvalidRequestError) as caught:
         client.digest(SPEC, algorithm="crc32")
-    assert caught.value.field == "digest"
+    assert caught.value.field == "algorithm"
+    with pytest.raises(InvalidRequestError) as caught:
+        LocalClient().digest(SPEC, algorithm="md5")
+    assert caught.value.field == "algorithm"
 
 
 class OldServer:

@@ -6,8 +6,11 @@ three extra 1 MiB copies and upb arena allocations per chunk, which halves
 loopback throughput. These helpers produce and split the *standard* wire
 encoding of ``GenerateResponse`` and ``GenerateModelResponse`` (any protobuf
 runtime, grpcurl or the Node client parses them unchanged) with a single
-copy on each side. ``tests/test_service_wire.py`` checks them against the
+copy on each side. ``tests/test_service_units.py`` checks them against the
 protobuf runtime.
+
+Also here: the stream digests both sides compute (``DIGEST_ALGORITHMS``: SHA-256, or BLAKE3
+at several times its speed), negotiated by ``digest_algorithm`` in the request and header.
 """
 
 from __future__ import annotations
@@ -89,12 +92,12 @@ def digest_name(value: int) -> str:
                               f"{', '.join(DIGEST_ALGORITHMS)}")
 
 
-def digest_value(name: str) -> int:
-    """Name -> wire enum; an unknown name raises naming the ``digest`` argument."""
+def digest_value(name: str, argument: str = "digest") -> int:
+    """Name -> wire enum; an unknown name raises naming ``argument``."""
     try:
         return DIGEST_ALGORITHMS[name]
     except (KeyError, TypeError):
-        raise InvalidRequestError("digest", f"unknown digest algorithm {name!r}; choose one of "
+        raise InvalidRequestError(argument, f"unknown digest algorithm {name!r}; choose one of "
                                             f"{', '.join(DIGEST_ALGORITHMS)}") from None
 
 
