@@ -327,15 +327,7 @@ def _philox_paired(k0, k1, c1, block, nblocks, buf, pos):
     """As ``_philox_wide``, two blocks at a time with one 64 x 64 -> 128-bit product each."""
     end = pos + 4 * nblocks
     while pos + 8 <= end:
-        a0, a1, a2, a3, b0, b1, b2, b3 = _philox_pair(block, block + _U1, c1, k0, k1)
-        buf[pos] = a0
-        buf[pos + 1] = a1
-        buf[pos + 2] = a2
-        buf[pos + 3] = a3
-        buf[pos + 4] = b0
-        buf[pos + 5] = b1
-        buf[pos + 6] = b2
-        buf[pos + 7] = b3
+        _philox_pair_into(k0, k1, c1, block, buf, pos)
         pos += 8
         block = block + _U2
     if pos < end:
