@@ -100,9 +100,10 @@ def test_unknown_algorithm_names_are_refused_on_the_client_side(server):
 class OldServer:
     """A relay in front of the real server that behaves like a server from before negotiation:
     it drops the request's digest_algorithm (an unknown field there) and answers as such a server
-    did: SHA-256 in ``sha256`` only, no algorithm in the header."""
+    did: SHA-256 in ``sha256`` only, no algorithm in the header (or ``header_algorithm``: a
+    server from the future, or a rogue one)."""
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, header_algorithm: int = pb.DIGEST_ALGORITHM_UNSPECIFIED):
         self._channel = grpc.insecure_channel(upstream)
         stub = self._channel.unary_stream(f"/{SERVICE_NAME}/Generate", request_serializer=None,
                                           response_deserializer=None)
@@ -115,7 +116,7 @@ class OldServer:
                 old = pb.GenerateResponse(offset=response.offset, data=bytes(data), sha256=response.sha256)
                 if response.HasField("header"):
                     old.header.CopyFrom(response.header)
-                    old.header.ClearField("digest_algorithm")
+                    old.header.digest_algorithm = header_algorithm
                 yield old.SerializeToString()
 
         self.server = grpc.server(futures.ThreadPoolExecutor(2))
@@ -148,3 +149,13 @@ def test_hashers_agree_with_the_libraries_whatever_the_pieces():
             for begin in range(0, len(data), 700_001):  # large pieces go to the helper thread
                 hasher.update(memoryview(data)[begin:begin + 700_001])
             assert hasher.digest() == reference(data).digest()
+
+
+def test_a_header_naming_an_unknown_algorithm_is_an_integrity_error(server):
+    rogue = OldServer(server.target, header_algorithm=77)
+    try:
+        with Client(rogue.target, timeout=30, max_attempts=1) as client:
+            with pytest.raises(IntegrityError, match="digest algorithm 77, which this client does not know"):
+                client.generate(SPEC)
+    finally:
+        rogue.close()
