@@ -53,3 +53,39 @@ def test_streaming_reuses_message_buffers_on_glibc():
 
 def test_the_tuning_can_be_turned_off():
     assert _run("0")["tuned"] is False
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    try:
+        found = tuple(int(part) for part in platform.release().split("-")[0].split(".")[:2])
+    except ValueError:
+        return False
+    return found >= (major, minor)
+
+
+def test_prefault_populates_a_fresh_array_and_keeps_what_was_written():
+    import resource
+
+    import numpy as np
+
+    from weightinit.api import memory
+
+    array = np.empty(64 << 20, np.uint8)
+    array[:1 << 20] = 7  # written before (and, for the race, while) the pages are populated
+    thread = memory.prefault(array)
+    if platform.system() != "Linux":
+        assert thread is None
+        return
+    assert thread is not None and memory.prefault(np.empty(1 << 20, np.uint8)) is None  # small: no thread
+    thread.join(30)
+    assert not thread.is_alive()
+    assert (array[:1 << 20] == 7).all()
+    if _kernel_at_least(5, 14):  # MADV_POPULATE_WRITE: writing the rest faults (almost) nothing now
+
+        def faults_writing(target) -> int:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            target[1 << 20:] = 1
+            return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+        control = faults_writing(np.empty(64 << 20, np.uint8))  # one per page: 4 KiB, or 2 MiB with THP
+        assert control >= 31 and faults_writing(array) <= control // 8, control

@@ -4,8 +4,8 @@ message, and fault fresh destination arrays in off the receive thread.
 A stream allocates and frees a ~1 MiB buffer per message (gRPC's copy of each received
 message, each encoded chunk). glibc serves such sizes with mmap/munmap, or from heaps it
 trims as soon as their free top grows, so every message costs ~100 page faults of fresh,
-zeroed memory: on loopback that was a third of the client's CPU time and 40 % of a raw
-gRPC stream's (``benchmarks/receive_path.py`` prints the faults per MiB). Serving
+zeroed memory: on loopback about a quarter of the CPU time of the client and of a raw
+gRPC stream alike (``benchmarks/receive_path.py`` prints the faults per MiB). Serving
 allocations under 4 MiB from the heap and keeping up to 32 MiB of freed heap resident
 removes the faults; arrays of 4 MiB and more are still mmapped and returned on free.
 """
