@@ -8,11 +8,13 @@ prebuilt 1 MiB messages. The client side, each variant written out here in a few
 
 - ``raw``: only counts the bytes (the ceiling);
 - ``copy only``: splits each message without copying its data and writes it once into a
-  fresh array (no digest);
-- ``hash on helper``: the same, the digest of each received message on a helper thread
-  (what ``Client.generate`` does);
+  fresh array (no digest); ``copy into a touched array``: the same into an array written
+  before (no page faults); ``copy, array faulted in by a helper``: a helper thread faults
+  the fresh array's pages in meanwhile;
+- ``hash on helper``: copy, and the digest of each received message on a helper thread
+  (what ``Client`` does for SHA-256);
 - ``copy+hash on helper``: the receive thread only splits; a helper copies and hashes;
-- ``hash inline``: copy and hash in the receive thread;
+- ``hash inline``: copy and hash in the receive thread (what ``Client`` does for BLAKE3);
 - ``hash blocks of the array``: copy in the receive thread, a helper hashes the destination
   array in 8 MiB blocks behind it.
 
