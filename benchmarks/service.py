@@ -139,10 +139,6 @@ def weightinit_server(backend: str) -> Proc:
                  "--log-level", "WARNING"])
 
 
-def best_of(reps: int, run) -> list[float]:
-    return [run() for _ in range(reps)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions")
